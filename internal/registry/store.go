@@ -18,8 +18,9 @@ type Store interface {
 	// GetDevice returns one device, or DeviceNotFoundError.
 	GetDevice(ctx context.Context, id string) (*Device, error)
 	// UpdateDevice replaces the stored identity of d.DeviceID with d: every
-	// field except the connection state, connection state time and last
-	// activity time, which belong to SetConnectionState. ifMatch "" or "*"
+	// field except the connection state, its time and the last activity time,
+	// which belong to SetConnectionState, and the cloud-to-device message
+	// count, which the C2D queue maintains. ifMatch "" or "*"
 	// replaces unconditionally; any other value must equal the stored etag,
 	// else the update fails with PreconditionFailedError. The check and the
 	// write are atomic. A missing device is DeviceNotFoundError.
