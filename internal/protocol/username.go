@@ -57,7 +57,7 @@ func ParseUsername(u string) (Username, error) {
 	}
 	dev, rest, ok := strings.Cut(rest, "/")
 	if !ok {
-		return Username{}, usernameError("no query (expected {host}/{deviceId}/?api-version=...)")
+		return Username{}, usernameError(errNoQuery)
 	}
 	if dev == "" {
 		return Username{}, usernameError("empty device id")
@@ -67,12 +67,15 @@ func ParseUsername(u string) (Username, error) {
 	if !ok {
 		mod, rest, ok = strings.Cut(rest, "/")
 		if !ok {
-			return Username{}, usernameError("no query (expected {host}/{deviceId}/?api-version=...)")
+			return Username{}, usernameError(errNoQuery)
 		}
 		if mod == "" {
 			return Username{}, usernameError("empty module id")
 		}
 		if query, ok = usernameQuery(rest); !ok {
+			if rest == "" {
+				return Username{}, usernameError(errNoQuery)
+			}
 			return Username{}, usernameError("too many path levels before the query")
 		}
 	}
@@ -91,6 +94,8 @@ func ParseUsername(u string) (Username, error) {
 	}
 	return n, nil
 }
+
+const errNoQuery = "no query (expected {host}/{deviceId}/?api-version=...)"
 
 func usernameError(problem string) error {
 	return fmt.Errorf("%w: %s", ErrBadUsername, problem)
