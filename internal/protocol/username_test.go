@@ -31,7 +31,7 @@ func TestParseUsername(t *testing.T) {
 			"&model-id=dtmi%3Acom%3Aexample%3AThermostat%3B1", U{
 			Host: "myhub.azure-devices.net", DeviceID: "dev1", APIVersion: "2020-09-30", ModelID: thermostat,
 			ClientType: "py-azure-iot-device/2.14.0",
-			Params: M{"api-version": "2020-09-30", "DeviceClientType": "py-azure-iot-device/2.14.0", "model-id": thermostat},
+			Params:     M{"api-version": "2020-09-30", "DeviceClientType": "py-azure-iot-device/2.14.0", "model-id": thermostat},
 		}},
 		{"python plain", "myhub.azure-devices.net/dev1/?api-version=2019-10-01&DeviceClientType=py%2B%20x", U{
 			Host: "myhub.azure-devices.net", DeviceID: "dev1", APIVersion: "2019-10-01", ClientType: "py+ x",
