@@ -1,0 +1,159 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/ferry-iot/ferry/internal/fault"
+	"github.com/ferry-iot/ferry/internal/protocol"
+	"github.com/ferry-iot/ferry/internal/registry"
+)
+
+// Reasons for refused connections, used in logs and as the metrics label.
+const (
+	reasonBadUsername  = "bad_username"
+	reasonBadToken     = "bad_token"
+	reasonExpired      = "expired"
+	reasonNotYetValid  = "not_yet_valid"
+	reasonSignature    = "bad_signature"
+	reasonWrongDevice  = "wrong_device"
+	reasonUnknown      = "unknown_device"
+	reasonDisabled     = "disabled"
+	reasonPolicy       = "policy_not_allowed"
+	reasonNoCredential = "no_credentials"
+	reasonInternal     = "internal_error"
+)
+
+// authenticate checks a CONNECT as Azure IoT Hub does: client id = device id
+// (or deviceId/moduleId), username "{host}/{clientId}/?api-version=...",
+// password a SAS token signed with the device key or with a policy key (skn).
+// It returns the new connection, or nil with the CONNACK code and a reason.
+func (b *Broker) authenticate(cl *mqtt.Client, pk packets.Packet) (*conn, packets.Code, string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	now := b.cfg.Now()
+
+	if len(pk.Connect.Password) == 0 {
+		return nil, packets.ErrBadUsernameOrPassword, reasonNoCredential
+	}
+	user, err := protocol.ParseUsername(string(pk.Connect.Username))
+	if err != nil || user.DPS {
+		return nil, packets.ErrBadUsernameOrPassword, reasonBadUsername
+	}
+	tok, err := protocol.ParseSAS(string(pk.Connect.Password))
+	if err != nil {
+		return nil, packets.ErrBadUsernameOrPassword, reasonBadToken
+	}
+	resource, err := tok.ResourceURI()
+	if err != nil {
+		return nil, packets.ErrBadUsernameOrPassword, reasonBadToken
+	}
+
+	c := &conn{b: b, cl: cl, since: now, v5: cl.Properties.ProtocolVersion == 5}
+
+	// A token for the hub itself, signed with a policy: an ordinary MQTT
+	// client that uses Ferry as a broker outside the device namespaces.
+	if tok.KeyName != "" && !strings.Contains(resource, "/devices/") {
+		if !strings.EqualFold(resource, user.Host) {
+			return nil, packets.ErrBadUsernameOrPassword, reasonWrongDevice
+		}
+		pol, err := b.cfg.Credentials.Policy(ctx, tok.KeyName)
+		if err != nil {
+			return nil, packets.ErrBadUsernameOrPassword, reasonPolicy
+		}
+		if !pol.Has(registry.ServiceConnect) {
+			return nil, packets.ErrNotAuthorized, reasonPolicy
+		}
+		if code, reason := b.verify(tok, now, policyKeys(pol)); reason != "" {
+			return nil, code, reason
+		}
+		c.kind, c.auth = identClient, "policy:"+pol.KeyName
+		return c, packets.CodeSuccess, ""
+	}
+
+	// A device or module: the client id, the username and the token's
+	// resource must all name the same identity.
+	devID, modID, _ := strings.Cut(cl.ID, "/")
+	if devID == "" || user.DeviceID != devID || user.ModuleID != modID {
+		return nil, packets.ErrBadUsernameOrPassword, reasonWrongDevice
+	}
+	if !strings.EqualFold(resource, protocol.DeviceResource(user.Host, devID, modID)) &&
+		!(modID != "" && strings.EqualFold(resource, protocol.DeviceResource(user.Host, devID, ""))) {
+		return nil, packets.ErrBadUsernameOrPassword, reasonWrongDevice
+	}
+	primary, secondary, status, err := b.cfg.Credentials.Keys(ctx, devID)
+	switch {
+	case fault.Is(err, fault.NotFound):
+		return nil, packets.ErrBadUsernameOrPassword, reasonUnknown
+	case err != nil:
+		b.log.Error("device key lookup failed", "device", devID, "error", err)
+		return nil, packets.ErrServerUnavailable, reasonInternal
+	}
+	keys := [][]byte{primary, secondary}
+	c.auth = "sas"
+	if tok.KeyName != "" {
+		pol, err := b.cfg.Credentials.Policy(ctx, tok.KeyName)
+		if err != nil {
+			return nil, packets.ErrBadUsernameOrPassword, reasonPolicy
+		}
+		if !pol.Has(registry.DeviceConnect) {
+			return nil, packets.ErrNotAuthorized, reasonPolicy
+		}
+		keys, c.auth = policyKeys(pol), "policy:"+pol.KeyName
+	}
+	if code, reason := b.verify(tok, now, keys); reason != "" {
+		return nil, code, reason
+	}
+	// The status is checked after the signature, so that a stranger cannot
+	// learn which devices exist and are disabled.
+	if status == registry.StatusDisabled {
+		return nil, packets.ErrNotAuthorized, reasonDisabled
+	}
+	c.kind, c.deviceID, c.moduleID = identDevice, devID, modID
+	return c, packets.CodeSuccess, ""
+}
+
+// verify checks the token against each key; it refuses expired tokens and,
+// when MaxTokenLifetime is set, tokens that are not yet valid because they
+// claim a lifetime the hub does not grant.
+func (b *Broker) verify(tok protocol.SAS, now time.Time, keys [][]byte) (packets.Code, string) {
+	var last error
+	for _, k := range keys {
+		if len(k) == 0 {
+			continue
+		}
+		var err error
+		if b.cfg.MaxTokenLifetime > 0 {
+			err = tok.VerifyLifetime(k, now, b.cfg.MaxTokenLifetime)
+		} else {
+			err = tok.Verify(k, now)
+		}
+		if err == nil {
+			return packets.CodeSuccess, ""
+		}
+		last = err
+	}
+	switch {
+	case errors.Is(last, protocol.ErrSASExpired):
+		return packets.ErrBadUsernameOrPassword, reasonExpired
+	case errors.Is(last, protocol.ErrSASNotYetValid):
+		return packets.ErrBadUsernameOrPassword, reasonNotYetValid
+	default:
+		return packets.ErrBadUsernameOrPassword, reasonSignature
+	}
+}
+
+func policyKeys(p *registry.Policy) [][]byte {
+	var out [][]byte
+	for _, k := range []string{p.PrimaryKey, p.SecondaryKey} {
+		if b, err := protocol.DecodeKey(k); err == nil {
+			out = append(out, b)
+		}
+	}
+	return out
+}

@@ -1,0 +1,284 @@
+// Package broker embeds the mochi-mqtt server and turns it into the device
+// edge of the hub: it authenticates devices with SAS tokens exactly as Azure
+// IoT Hub does, confines each device to its own topics, keeps persistent
+// sessions across restarts, and hands telemetry to the durable stream writer.
+//
+// # Durable acknowledgement
+//
+// A QoS 1 telemetry PUBLISH is acknowledged only after the stream writer has
+// made it durable. mochi writes PUBACKs synchronously on the client's read
+// goroutine, which would serialise every connection behind the fsync, so the
+// OnPublish hook takes the message over (it returns packets.ErrRejectPacket)
+// and the broker writes the PUBACKs itself once the writer reports the batch
+// durable: all PUBACKs of one client in one batch go out in one socket write,
+// in the order the client published them.
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/ferry-iot/ferry/internal/registry"
+	"github.com/ferry-iot/ferry/internal/session"
+	"github.com/ferry-iot/ferry/internal/stream"
+)
+
+// Credentials is what the broker needs from the device registry to
+// authenticate a CONNECT. registry.Service satisfies it.
+type Credentials interface {
+	Keys(ctx context.Context, id string) (primary, secondary []byte, status registry.Status, err error)
+	Policy(ctx context.Context, name string) (*registry.Policy, error)
+}
+
+// Appender is the durable stream writer. stream.Writer satisfies it.
+type Appender interface {
+	Append(m *stream.Message, a stream.Acker, token uint64) error
+}
+
+// Config configures a Broker. The zero value of every limit means Azure IoT
+// Hub's default.
+type Config struct {
+	// TCP is the plain MQTT listen address (e.g. "127.0.0.1:1883"); "" disables it.
+	TCP string
+	// TLS is the MQTT over TLS listen address (e.g. ":8883"); "" disables it.
+	TLS string
+	// TLSConfig is used by the TLS listener (and must be set when TLS is).
+	TLSConfig *tls.Config
+
+	Credentials Credentials   // device keys and access policies
+	Appender    Appender      // durable telemetry writer
+	Sessions    session.Store // persistent subscriptions; nil keeps them in memory only
+	Metrics     *Metrics      // optional; nil disables metrics
+	Logger      *slog.Logger  // nil discards logs
+
+	// MaxMessageBytes bounds a telemetry body (default 262144, Azure's 256 KB).
+	MaxMessageBytes int
+	// MaxPropertyBagBytes bounds a telemetry topic's property bag (default 8192).
+	MaxPropertyBagBytes int
+	// MaxProperties bounds the number of properties in a bag (default 64).
+	MaxProperties int
+	// MaxInflight bounds the QoS 1 messages of one connection that are waiting
+	// for durability; a client that publishes more waits (default 1024).
+	MaxInflight int
+	// MaxTokenLifetime refuses SAS tokens that expire further in the future
+	// than this (default 0: no bound).
+	MaxTokenLifetime time.Duration
+	// ReadBufferSize and WriteBufferSize are mochi's per-connection buffers
+	// (default 1024 each; small because most devices are idle most of the time).
+	ReadBufferSize, WriteBufferSize int
+	// WritesPending bounds mochi's per-connection outbound queue (default 64).
+	WritesPending int
+
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = 256 * 1024
+	}
+	if c.MaxPropertyBagBytes <= 0 {
+		c.MaxPropertyBagBytes = 8 * 1024
+	}
+	if c.MaxProperties <= 0 {
+		c.MaxProperties = 64
+	}
+	if c.MaxInflight <= 0 {
+		c.MaxInflight = 1024
+	}
+	if c.ReadBufferSize <= 0 {
+		c.ReadBufferSize = 1024
+	}
+	if c.WriteBufferSize <= 0 {
+		c.WriteBufferSize = 1024
+	}
+	if c.WritesPending <= 0 {
+		c.WritesPending = 64
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Broker is the hub's MQTT edge.
+type Broker struct {
+	cfg    Config
+	log    *slog.Logger
+	server *mqtt.Server
+	ws     *wsListener
+	nets   []*netListener
+	hook   *hook
+
+	mu    sync.RWMutex
+	conns map[*mqtt.Client]*conn // guarded by mu: authenticated, live connections
+	byID  map[string]*conn       // guarded by mu: the current connection of each client id
+
+	ackMu sync.Mutex
+	dirty []*conn // guarded by ackMu: connections with PUBACKs waiting for the next flush
+
+	closeOnce sync.Once
+}
+
+// New builds a broker and binds its listeners, so that a port in use is an
+// error here and not later. It starts no goroutines: call Start.
+func New(cfg Config) (*Broker, error) {
+	cfg.setDefaults()
+	if cfg.Credentials == nil || cfg.Appender == nil {
+		return nil, errors.New("broker: Credentials and Appender are required")
+	}
+	b := &Broker{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		conns: make(map[*mqtt.Client]*conn),
+		byID:  make(map[string]*conn),
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumQos = 1                                          // Azure grants QoS 1 for QoS 2 subscriptions
+	caps.MaximumClientWritesPending = int32(cfg.WritesPending)   // the outbound channel is allocated per connection
+	caps.MaximumPacketSize = uint32(cfg.MaxMessageBytes + 64*1024) // generous bound for topic and properties; exact checks happen per message
+	caps.ReceiveMaximum = uint16(min(cfg.MaxInflight, 65535))
+	caps.MaximumInflight = 1024
+	caps.RetainAvailable = 1
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
+	b.server = mqtt.New(&mqtt.Options{
+		Capabilities:             caps,
+		ClientNetReadBufferSize:  cfg.ReadBufferSize,
+		ClientNetWriteBufferSize: cfg.WriteBufferSize,
+		Logger:                   cfg.Logger.With("component", "mqtt"),
+		SysTopicResendInterval:   0,
+		InlineClient:             true, // the hub publishes to devices (C2D, methods, twin) through it
+	})
+	b.hook = &hook{b: b}
+	if err := b.server.AddHook(b.hook, nil); err != nil {
+		return nil, fmt.Errorf("broker: add hook: %w", err)
+	}
+	if cfg.TLS != "" && cfg.TLSConfig == nil {
+		return nil, errors.New("broker: TLS listener needs a TLSConfig")
+	}
+	for _, l := range []struct {
+		id, addr string
+		tls      *tls.Config
+	}{{"tcp", cfg.TCP, nil}, {"tls", cfg.TLS, cfg.TLSConfig}} {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := listen(l.id, l.addr, l.tls)
+		if err != nil {
+			b.closeListeners()
+			return nil, fmt.Errorf("broker: listen %s %s: %w", l.id, l.addr, err)
+		}
+		b.nets = append(b.nets, ln)
+		if err := b.server.AddListener(ln); err != nil {
+			b.closeListeners()
+			return nil, fmt.Errorf("broker: listener %s: %w", l.id, err)
+		}
+	}
+	b.ws = newWSListener("ws")
+	if err := b.server.AddListener(b.ws); err != nil {
+		return nil, fmt.Errorf("broker: websocket listener: %w", err)
+	}
+	return b, nil
+}
+
+// Start loads persisted sessions and starts serving. It returns at once.
+func (b *Broker) Start() error {
+	if err := b.server.Serve(); err != nil {
+		return fmt.Errorf("broker: serve: %w", err)
+	}
+	return nil
+}
+
+// Addr returns the bound address of a listener ("tcp" or "tls"), or nil.
+func (b *Broker) Addr(id string) net.Addr {
+	for _, l := range b.nets {
+		if l.id == id {
+			return l.ln.Addr()
+		}
+	}
+	return nil
+}
+
+// WebSocketHandler serves MQTT over WebSockets; the hub mounts it on its HTTP
+// server at /$iothub/websocket and /mqtt.
+func (b *Broker) WebSocketHandler() http.Handler { return b.ws }
+
+func (b *Broker) closeListeners() {
+	for _, l := range b.nets {
+		_ = l.ln.Close()
+	}
+}
+
+// Close disconnects every client and closes the listeners. Call it after the
+// stream writer has been closed, so that every message the writer accepted has
+// had its PUBACK written first.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		_ = b.server.Close()
+	})
+	return nil
+}
+
+// Connected reports whether a device (or module, "dev/mod") is connected now.
+func (b *Broker) Connected(clientID string) bool {
+	b.mu.RLock()
+	_, ok := b.byID[clientID]
+	b.mu.RUnlock()
+	return ok
+}
+
+// Presence returns connection facts about one client id.
+func (b *Broker) Presence(clientID string) (connected bool, since, lastActivity time.Time) {
+	b.mu.RLock()
+	c, ok := b.byID[clientID]
+	b.mu.RUnlock()
+	if !ok {
+		return false, time.Time{}, time.Time{}
+	}
+	return true, c.since, c.lastActivity()
+}
+
+// ConnectedCount returns the number of authenticated connections.
+func (b *Broker) ConnectedCount() int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.conns)
+}
+
+// DisconnectDevice closes the connections of a device and of its modules,
+// e.g. after it was disabled or deleted.
+func (b *Broker) DisconnectDevice(deviceID string, reason packets.Code) int {
+	b.mu.RLock()
+	var victims []*conn
+	for _, c := range b.conns {
+		if c.deviceID == deviceID {
+			victims = append(victims, c)
+		}
+	}
+	b.mu.RUnlock()
+	for _, c := range victims {
+		_ = b.server.DisconnectClient(c.cl, reason)
+	}
+	return len(victims)
+}
+
+// Deliver publishes a message from the hub to the clients subscribed to
+// topic, as a device-bound message is delivered.
+func (b *Broker) Deliver(topic string, payload []byte, qos byte) error {
+	if err := b.server.Publish(topic, payload, false, qos); err != nil {
+		return fmt.Errorf("broker: deliver to %s: %w", topic, err)
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+package broker
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/ferry-iot/ferry/internal/stream"
+)
+
+// identity is what a connection authenticated as.
+type identity int
+
+const (
+	identDevice identity = iota // a device or a module, confined to its own topics
+	identClient                 // an ordinary MQTT client authenticated with an access policy
+)
+
+// conn is the broker's state for one authenticated connection.
+type conn struct {
+	b        *Broker
+	cl       *mqtt.Client
+	kind     identity
+	deviceID string
+	moduleID string
+	auth     string // auth method recorded on every message, e.g. "sas" or "policy:device"
+	since    time.Time
+	v5       bool
+
+	lastSeen atomic.Int64 // unix nanoseconds of the last message
+
+	// Owned by the client's read goroutine (mochi calls OnPublish from it).
+	msg    stream.Message // reused: Append does not retain the message
+	inflow chan struct{}  // semaphore of QoS 1 messages waiting for durability; nil until first use
+	denied int            // ACL refusals logged so far
+
+	mu      sync.Mutex
+	acks    []byte // guarded by mu: encoded PUBACKs waiting for the next flush
+	spare   []byte // guarded by mu: the buffer being written, swapped with acks
+	dirty   bool   // guarded by mu: conn is in b.dirty
+	failed  error  // guarded by mu: a store error that must end a 3.1.1 connection
+	writing sync.Mutex
+}
+
+func (c *conn) lastActivity() time.Time {
+	n := c.lastSeen.Load()
+	if n == 0 {
+		return c.since
+	}
+	return time.Unix(0, n)
+}
+
+// Acked implements stream.Acker: called by the writer, in publish order, once
+// the message with packet id token is durable (err == nil) or was lost.
+func (c *conn) Acked(token uint64, err error) {
+	<-c.inflow
+	c.mu.Lock()
+	switch {
+	case err == nil:
+		c.acks = append(c.acks, 0x40, 0x02, byte(token>>8), byte(token))
+	case c.v5:
+		// MQTT 5 can say "not stored" per message: reason 0x80, unspecified error.
+		c.acks = append(c.acks, 0x40, 0x03, byte(token>>8), byte(token), 0x80)
+	default:
+		// MQTT 3.1.1 has no negative PUBACK: close the connection so the
+		// client resends everything it has not seen acknowledged.
+		if c.failed == nil {
+			c.failed = err
+		}
+	}
+	mark := !c.dirty
+	c.dirty = true
+	c.mu.Unlock()
+	if mark {
+		c.b.ackMu.Lock()
+		c.b.dirty = append(c.b.dirty, c)
+		c.b.ackMu.Unlock()
+	}
+}
+
+// flush writes the connection's pending PUBACKs in one socket write.
+func (c *conn) flush() {
+	c.writing.Lock() // one flusher at a time keeps the PUBACK order
+	defer c.writing.Unlock()
+	c.mu.Lock()
+	buf := c.acks
+	c.acks = c.spare[:0]
+	c.spare = nil
+	c.dirty = false
+	failed := c.failed
+	c.mu.Unlock()
+
+	if len(buf) > 0 {
+		c.cl.Lock()
+		_, err := c.cl.Net.Conn.Write(buf)
+		c.cl.Unlock()
+		if err != nil && failed == nil {
+			failed = err
+		}
+	}
+	c.mu.Lock()
+	if c.spare == nil {
+		c.spare = buf[:0]
+	}
+	c.mu.Unlock()
+	if failed != nil {
+		c.b.log.Warn("closing connection after a store or write error", "client", c.cl.ID, "error", failed)
+		c.cl.Stop(failed)
+	}
+}
+
+// FlushAcks writes every PUBACK that became due since the last call, one
+// socket write per connection. The stream writer calls it after each batch.
+func (b *Broker) FlushAcks() {
+	b.ackMu.Lock()
+	list := b.dirty
+	b.dirty = nil
+	b.ackMu.Unlock()
+	for _, c := range list {
+		c.flush()
+	}
+	b.ackMu.Lock()
+	if b.dirty == nil {
+		b.dirty = list[:0]
+	}
+	b.ackMu.Unlock()
+}

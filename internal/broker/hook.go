@@ -1,0 +1,224 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/storage"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/ferry-iot/ferry/internal/protocol"
+	"github.com/ferry-iot/ferry/internal/session"
+)
+
+// hook connects mochi's events to the broker.
+type hook struct {
+	mqtt.HookBase
+	b *Broker
+}
+
+func (h *hook) ID() string { return "ferry" }
+
+func (h *hook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnConnect, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnACLCheck,
+		mqtt.OnPacketRead, mqtt.OnPublish, mqtt.OnWill,
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.StoredClients, mqtt.StoredSubscriptions,
+	}, []byte{b})
+}
+
+// OnConnect authenticates the CONNECT. mochi's own authenticate hook can only
+// answer "bad user name or password", and Ferry also needs "not authorized"
+// (a disabled device), so the CONNACK is sent from here on refusal.
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	c, code, reason := h.b.authenticate(cl, pk)
+	if c == nil {
+		h.b.cfg.Metrics.authFailure(reason)
+		h.b.log.Info("mqtt connection refused", "client", cl.ID, "remote", cl.Net.Remote, "reason", reason)
+		_ = h.b.server.SendConnack(cl, code, false, nil)
+		return code
+	}
+	h.b.mu.Lock()
+	h.b.conns[cl] = c
+	h.b.byID[cl.ID] = c
+	h.b.mu.Unlock()
+	h.b.cfg.Metrics.connected()
+	return nil
+}
+
+// OnSessionEstablished forgets the persisted subscriptions of a client that
+// asked for a clean session.
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if pk.Connect.Clean && h.b.cfg.Sessions != nil {
+		if err := h.b.cfg.Sessions.DeleteSession(context.Background(), cl.ID); err != nil {
+			h.b.log.Error("forget session", "client", cl.ID, "error", err)
+		}
+	}
+}
+
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	h.b.mu.Lock()
+	c, ok := h.b.conns[cl]
+	if ok {
+		delete(h.b.conns, cl)
+		if h.b.byID[cl.ID] == c {
+			delete(h.b.byID, cl.ID)
+		}
+	}
+	h.b.mu.Unlock()
+	if ok {
+		h.b.cfg.Metrics.disconnected()
+	}
+	if expire && !cl.IsTakenOver() && h.b.cfg.Sessions != nil && cl.Net.Conn != nil {
+		if err := h.b.cfg.Sessions.DeleteSession(context.Background(), cl.ID); err != nil {
+			h.b.log.Error("forget session", "client", cl.ID, "error", err)
+		}
+	}
+}
+
+// OnPacketRead refuses QoS 2 publishes before mochi quietly downgrades them:
+// Azure IoT Hub closes the connection, and so does Ferry.
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 2 {
+		h.b.cfg.Metrics.refused("qos2")
+		h.b.log.Info("qos 2 publish refused", "client", cl.ID, "topic", pk.TopicName)
+		_ = h.b.server.DisconnectClient(cl, packets.ErrQosNotSupported)
+		return pk, packets.ErrQosNotSupported
+	}
+	return pk, nil
+}
+
+// OnACLCheck confines devices to their own topics; policy clients may use
+// any topic outside the device namespaces.
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	c := h.b.connOf(cl)
+	if c == nil {
+		return false
+	}
+	var ok bool
+	switch c.kind {
+	case identDevice:
+		if write {
+			ok = protocol.DeviceMayPublish(c.deviceID, c.moduleID, topic)
+		} else {
+			ok = protocol.DeviceOwnsFilter(c.deviceID, c.moduleID, topic)
+		}
+	case identClient:
+		ok = !reservedTopic(topic)
+	}
+	if !ok {
+		h.b.cfg.Metrics.aclDenied()
+		if c.denied < 10 { // a hostile client must not flood the log
+			c.denied++
+			h.b.log.Warn("topic refused", "client", cl.ID, "topic", topic, "publish", write)
+		}
+	}
+	return ok
+}
+
+// reservedTopic reports topics that belong to the device protocol, which
+// plain broker clients may neither publish to nor read.
+func reservedTopic(t string) bool {
+	return t == "#" || strings.HasPrefix(t, "devices/") || strings.HasPrefix(t, "$iothub/") ||
+		strings.HasPrefix(t, "$dps/") || strings.HasPrefix(t, "+/") || strings.HasPrefix(t, "$")
+}
+
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	c := h.b.connOf(cl)
+	if c == nil || c.kind == identClient {
+		return pk, nil // inline or ordinary broker traffic
+	}
+	return pk, h.b.devicePublish(c, pk)
+}
+
+// OnWill stores a device's will message as telemetry, as Azure does.
+func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	c := h.b.connOf(cl)
+	if c != nil && c.kind == identDevice {
+		h.b.storeWill(c, will)
+	}
+	return will, nil
+}
+
+func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
+	if cl.Properties.Clean || h.b.cfg.Sessions == nil {
+		return
+	}
+	var subs []session.Subscription
+	for i, f := range pk.Filters {
+		if i < len(reasonCodes) && reasonCodes[i] <= 2 {
+			subs = append(subs, session.Subscription{ClientID: cl.ID, Filter: f.Filter, QoS: reasonCodes[i]})
+		}
+	}
+	if len(subs) == 0 {
+		return
+	}
+	if err := h.b.cfg.Sessions.SaveSubscriptions(context.Background(), subs); err != nil {
+		h.b.log.Error("persist subscriptions", "client", cl.ID, "error", err)
+	}
+}
+
+func (h *hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	if cl.Properties.Clean || h.b.cfg.Sessions == nil {
+		return
+	}
+	filters := make([]string, 0, len(pk.Filters))
+	for _, f := range pk.Filters {
+		filters = append(filters, f.Filter)
+	}
+	if err := h.b.cfg.Sessions.DeleteSubscriptions(context.Background(), cl.ID, filters); err != nil {
+		h.b.log.Error("forget subscriptions", "client", cl.ID, "error", err)
+	}
+}
+
+// StoredClients gives mochi one offline session per client with persisted
+// subscriptions, so that a CleanSession=0 reconnect inherits them.
+func (h *hook) StoredClients() ([]storage.Client, error) {
+	subs, err := h.loadSubs()
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool)
+	var out []storage.Client
+	for _, s := range subs {
+		if seen[s.ClientID] {
+			continue
+		}
+		seen[s.ClientID] = true
+		out = append(out, storage.Client{ID: s.ClientID, ProtocolVersion: 4, Clean: false, Listener: "tcp"})
+	}
+	return out, nil
+}
+
+func (h *hook) StoredSubscriptions() ([]storage.Subscription, error) {
+	subs, err := h.loadSubs()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]storage.Subscription, 0, len(subs))
+	for _, s := range subs {
+		out = append(out, storage.Subscription{Client: s.ClientID, Filter: s.Filter, Qos: s.QoS})
+	}
+	return out, nil
+}
+
+func (h *hook) loadSubs() ([]session.Subscription, error) {
+	if h.b.cfg.Sessions == nil {
+		return nil, nil
+	}
+	subs, err := h.b.cfg.Sessions.LoadSubscriptions(context.Background())
+	if err != nil {
+		return nil, errors.Join(errors.New("broker: load sessions"), err)
+	}
+	return subs, nil
+}
+
+func (b *Broker) connOf(cl *mqtt.Client) *conn {
+	b.mu.RLock()
+	c := b.conns[cl]
+	b.mu.RUnlock()
+	return c
+}

@@ -1,0 +1,112 @@
+package hub
+
+import (
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Durability says what an acknowledged message survives.
+type Durability string
+
+const (
+	// DurabilityFsync (the default): a message is fsynced to disk before its
+	// PUBACK, so it survives power loss. One fsync covers a whole batch of
+	// messages from all devices (group commit).
+	DurabilityFsync Durability = "fsync"
+	// DurabilityProcess: a message is written to the operating system's
+	// page cache before its PUBACK, so it survives a crash of the hub process
+	// but not of the machine; JetStream flushes to disk every SyncInterval.
+	DurabilityProcess Durability = "process"
+)
+
+// Config configures a Hub. The zero value runs the embedded defaults.
+type Config struct {
+	// DataDir holds every file of the hub (default "./ferry-data").
+	DataDir string
+	// Hosts are extra names for the server certificate and the first one is
+	// the host name devices and services use (default: "localhost").
+	Hosts []string
+
+	MQTTAddr  string // plain MQTT (default "127.0.0.1:1883"; "-" disables)
+	MQTTSAddr string // MQTT over TLS (default ":8883"; "-" disables)
+	HTTPAddr  string // REST API, MQTT over WebSockets, metrics (default ":8080")
+	// HTTPPlain serves HTTPAddr without TLS (for a TLS-terminating proxy).
+	HTTPPlain bool
+
+	Durability   Durability    // default DurabilityFsync
+	SyncInterval time.Duration // flush interval in DurabilityProcess (default 2m, JetStream's)
+	NATSListen   string        // expose the embedded NATS on this address ("" = in-process only)
+
+	Linger          time.Duration // group commit linger (default: the stream writer's)
+	MaxMessageBytes int           // telemetry body limit (default 256 KiB)
+	MaxInflight     int           // per-connection QoS 1 messages awaiting durability (default 1024)
+
+	Logger  *slog.Logger
+	Version string
+	Now     func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.DataDir == "" {
+		c.DataDir = "ferry-data"
+	}
+	if len(c.Hosts) == 0 {
+		c.Hosts = []string{"localhost"}
+	}
+	if c.MQTTAddr == "" {
+		c.MQTTAddr = "127.0.0.1:1883"
+	}
+	if c.MQTTSAddr == "" {
+		c.MQTTSAddr = ":8883"
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = ":8080"
+	}
+	if c.Durability == "" {
+		c.Durability = DurabilityFsync
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// certHosts are the names the server certificate must carry.
+func (c *Config) certHosts() []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		hosts = append(hosts, h)
+	}
+	for _, h := range c.Hosts {
+		if host, _, err := net.SplitHostPort(h); err == nil {
+			h = host
+		}
+		hosts = append(hosts, h)
+	}
+	seen := map[string]bool{}
+	out := hosts[:0]
+	for _, h := range hosts {
+		if !seen[h] {
+			seen[h] = true
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// withPort appends ":port" to host unless port is the protocol's default.
+func withPort(host string, addr net.Addr, def int) string {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok || ta.Port == def {
+		return host
+	}
+	return net.JoinHostPort(host, strconv.Itoa(ta.Port))
+}
