@@ -38,6 +38,9 @@ var errNoWindow = errors.New("loadgen: publishing ended before the measuring win
 func (m *measure) run(ctx context.Context) (IngestResult, error) {
 	var readers, writers sync.WaitGroup
 	for _, c := range m.conns {
+		if m.r.minBurst > 1 {
+			c.setLowWater(pubackSize * int(m.r.minBurst))
+		}
 		readers.Go(c.readLoop)
 		writers.Go(c.writeLoop)
 	}
@@ -56,6 +59,14 @@ func (m *measure) run(ctx context.Context) (IngestResult, error) {
 	}
 	close(m.r.stop)
 	<-done
+	// The last PUBACKs of a connection may be fewer than its low-water
+	// mark; without this they would sit in the kernel until the drain
+	// timed out. Linux signals readiness at once when the mark drops.
+	if m.r.minBurst > 1 {
+		for _, c := range m.conns {
+			c.setLowWater(1)
+		}
+	}
 	if reason != ctxDone {
 		m.drain(ctx, tick.C)
 	}

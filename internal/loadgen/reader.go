@@ -7,6 +7,9 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
+// pubackSize is the length of an MQTT 3.1.1 PUBACK.
+const pubackSize = 4
+
 var errMalformedLength = errors.New("malformed remaining length")
 
 // readLoop decodes what the broker sends until the connection closes. The
@@ -107,7 +110,7 @@ func (c *pubConn) release() {
 	c.acked.Add(c.pending)
 	c.inflight.Add(-c.pending)
 	c.pending = 0
-	if c.waiting.Load() {
+	if c.waiting.Load() && c.r.window-c.inflight.Load() >= c.r.minBurst {
 		select {
 		case c.wake <- struct{}{}:
 		default:
