@@ -71,11 +71,11 @@ func eachRecord(data []byte, fn func(i uint32, rec []byte) error) error {
 	return nil
 }
 
-// header is the part of a record that readers filter on, decoded without
-// allocating. The byte slices alias the record.
+// header is the part of a record that readers filter on and dedup keys
+// on, decoded without allocating. The byte slices alias the record.
 type header struct {
-	enqueued              int64
-	group, stream, device []byte
+	enqueued int64
+	f        [fieldMessageID + 1][]byte // Group .. MessageID; nil when absent
 }
 
 // peek decodes the header of a record body.
@@ -83,17 +83,9 @@ func peek(rec []byte) (header, error) {
 	r := reader{b: rec}
 	h := header{enqueued: r.varint()}
 	mask := r.uvarint()
-	for i := 0; i <= fieldDevice; i++ {
-		if mask&(1<<i) == 0 {
-			continue
-		}
-		switch s := r.bytes(); i {
-		case fieldGroup:
-			h.group = s
-		case fieldStream:
-			h.stream = s
-		case fieldDevice:
-			h.device = s
+	for i := range h.f {
+		if mask&(1<<i) != 0 {
+			h.f[i] = r.bytes()
 		}
 	}
 	return h, r.err

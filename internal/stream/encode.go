@@ -26,11 +26,14 @@ const batchVersion = 1
 // numFields is the number of string fields in a record; see fields.
 const numFields = 17
 
-// Field indices of the fields a reader filters on without decoding.
+// Indices of the fields that peek decodes without allocating.
 const (
 	fieldGroup = iota
 	fieldStream
 	fieldDevice
+	fieldModule
+	_ // AuthMethod
+	fieldMessageID
 )
 
 // fields returns pointers to m's string fields in encoding order. Append

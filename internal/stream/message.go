@@ -34,7 +34,7 @@ type Message struct {
 
 	// System properties, as the device sent them (Azure IoT Hub names).
 	MessageID, CorrelationID, UserID, To, ContentType, ContentEncoding string
-	Expiry, Component, InterfaceID, OutputName, CreationTime         string
+	Expiry, Component, InterfaceID, OutputName, CreationTime           string
 
 	MessageType string     // "Will" for an MQTT will message, else ""
 	Properties  []Property // application properties in arrival order
