@@ -146,8 +146,8 @@ func New(cfg Config) (*Broker, error) {
 		byID:  make(map[string]*conn),
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumQos = 1                                          // Azure grants QoS 1 for QoS 2 subscriptions
-	caps.MaximumClientWritesPending = int32(cfg.WritesPending)   // the outbound channel is allocated per connection
+	caps.MaximumQos = 1                                            // Azure grants QoS 1 for QoS 2 subscriptions
+	caps.MaximumClientWritesPending = int32(cfg.WritesPending)     // the outbound channel is allocated per connection
 	caps.MaximumPacketSize = uint32(cfg.MaxMessageBytes + 64*1024) // generous bound for topic and properties; exact checks happen per message
 	caps.ReceiveMaximum = uint16(min(cfg.MaxInflight, 65535))
 	caps.MaximumInflight = 1024

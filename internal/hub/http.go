@@ -127,3 +127,8 @@ func (h *Hub) CAFile() string { return h.pki.CAPath }
 
 // FirstRun reports whether this start created the owner connection string file.
 func (h *Hub) FirstRun() bool { return h.firstRun }
+
+// Deliver publishes a hub-originated message to the devices subscribed to topic.
+func (h *Hub) Deliver(topic string, payload []byte, qos byte) error {
+	return h.broker.Deliver(topic, payload, qos)
+}

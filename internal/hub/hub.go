@@ -55,9 +55,9 @@ type Hub struct {
 	firstRun bool
 	promReg  *prometheus.Registry
 
-	ready     chan struct{}
-	stopOnce  sync.Once
-	stopErr   error
+	ready       chan struct{}
+	stopOnce    sync.Once
+	stopErr     error
 	unsubscribe func()
 }
 
@@ -115,13 +115,13 @@ func (h *Hub) startStreams(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("hub: jetstream: %w", err)
 	}
-	metrics := stream.NewMetrics()
+	metrics := new(stream.Metrics)
 	h.promReg.MustRegister(newStreamCollector(metrics))
-	h.writer, err = stream.NewWriter(js, stream.WriterConfig{
-		Linger:      h.cfg.Linger,
-		AfterBatch:  func() { h.broker.FlushAcks() },
-		Metrics:     metrics,
-		Logger:      h.log.With("component", "stream"),
+	h.writer, err = stream.NewWriter(ctx, h.nc, stream.WriterConfig{
+		Linger:     h.cfg.Linger,
+		AfterBatch: func() { h.broker.FlushAcks() },
+		Metrics:    metrics,
+		Logger:     h.log.With("component", "stream"),
 	})
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
@@ -143,17 +143,18 @@ func (h *Hub) startBroker() error {
 	m := broker.NewMetrics(h.promReg)
 	var err error
 	h.broker, err = broker.New(broker.Config{
-		TCP:             addr(h.cfg.MQTTAddr),
-		TLS:             addr(h.cfg.MQTTSAddr),
-		TLSConfig:       tlsCfg,
-		Credentials:     h.registry,
-		Appender:        h.writer,
-		Sessions:        h.db,
-		Metrics:         m,
-		Logger:          h.log.With("component", "broker"),
-		MaxMessageBytes: h.cfg.MaxMessageBytes,
-		MaxInflight:     h.cfg.MaxInflight,
-		Now:             h.cfg.Now,
+		TCP:              addr(h.cfg.MQTTAddr),
+		TLS:              addr(h.cfg.MQTTSAddr),
+		TLSConfig:        tlsCfg,
+		Credentials:      h.registry,
+		Appender:         h.writer,
+		Sessions:         h.db,
+		Metrics:          m,
+		Logger:           h.log.With("component", "broker"),
+		MaxMessageBytes:  h.cfg.MaxMessageBytes,
+		MaxInflight:      h.cfg.MaxInflight,
+		MaxTokenLifetime: h.cfg.MaxTokenLifetime,
+		Now:              h.cfg.Now,
 	})
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
