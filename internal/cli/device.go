@@ -1,0 +1,209 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+
+	"github.com/ferry-iot/ferry/internal/protocol"
+	"github.com/ferry-iot/ferry/internal/registry"
+)
+
+// deviceNoun is "ferry device".
+func deviceNoun() *noun {
+	return &noun{
+		name:    "device",
+		summary: "manage the hub's device identities",
+		verbs: []*command{deviceCreate(), deviceList(), deviceShow(), deviceUpdate(), deviceDelete(),
+			deviceConnectionString(), deviceSASToken()},
+		examples: `  ferry device create thermostat-1
+  ferry device create pump-7 --status disabled --json
+  ferry device list --all
+  ferry device show thermostat-1 --json | jq -r .authentication.symmetricKey.primaryKey
+  ferry device update pump-7 --status enabled
+  ferry device connection-string thermostat-1
+  ferry device sas-token thermostat-1 --ttl 24h
+  ferry device delete pump-7
+`,
+	}
+}
+
+func deviceCreate() *command {
+	return &command{
+		path: "device create", args: "ID", nargs: 1,
+		summary: "register a new device",
+		help: `The hub generates the device's symmetric keys unless both are given. Creating
+an id that exists fails with exit code 5.
+
+Example:
+  ferry device create thermostat-1
+  ferry device create gateway --primary-key "$(head -c32 /dev/urandom | base64)" \
+      --secondary-key "$(head -c32 /dev/urandom | base64)"`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			var hf hubFlags
+			hf.register(fs)
+			primary := fs.String("primary-key", "", "base64 primary symmetric `KEY` (default: generated)")
+			secondary := fs.String("secondary-key", "", "base64 secondary symmetric `KEY` (default: generated)")
+			status := fs.String("status", "enabled", "`STATUS`: enabled or disabled")
+			asJSON := fs.Bool("json", false, "print the device as JSON")
+			return func(ctx context.Context, e *env, args []string) error {
+				st, err := parseStatus(*status)
+				if err != nil {
+					return err
+				}
+				if err := checkKeys(*primary, *secondary); err != nil {
+					return err
+				}
+				c, err := e.client(&hf)
+				if err != nil {
+					return err
+				}
+				d, err := c.CreateDevice(ctx, registry.Device{
+					DeviceID: args[0],
+					Status:   st,
+					Authentication: registry.Authentication{
+						Type:         registry.AuthSAS,
+						SymmetricKey: &registry.SymmetricKey{PrimaryKey: *primary, SecondaryKey: *secondary},
+					},
+				})
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					return writeJSON(e.stdout, d)
+				}
+				fmt.Fprintf(e.stderr, "Created device %s.\n", d.DeviceID)
+				return printDevice(e.stdout, d)
+			}
+		},
+	}
+}
+
+func deviceShow() *command {
+	return &command{
+		path: "device show", args: "ID", nargs: 1,
+		summary: "print one device, with its keys and connection state",
+		help: `Example:
+  ferry device show thermostat-1
+  ferry device show thermostat-1 --json`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			var hf hubFlags
+			hf.register(fs)
+			asJSON := fs.Bool("json", false, "print the device JSON (Azure's shape)")
+			return func(ctx context.Context, e *env, args []string) error {
+				c, err := e.client(&hf)
+				if err != nil {
+					return err
+				}
+				d, err := c.GetDevice(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					return writeJSON(e.stdout, d)
+				}
+				return printDevice(e.stdout, d)
+			}
+		},
+	}
+}
+
+func deviceDelete() *command {
+	return &command{
+		path: "device delete", args: "ID", nargs: 1,
+		summary: "remove a device",
+		help: `With --etag the delete happens only if the device has not changed since that
+etag was read (exit code 5 otherwise).
+
+Example:
+  ferry device delete pump-7
+  ferry device delete pump-7 --etag "$(ferry device show pump-7 --json | jq -r .etag)"`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			var hf hubFlags
+			hf.register(fs)
+			etag := fs.String("etag", "", "delete only if the device's etag is still `ETAG` (default: any)")
+			return func(ctx context.Context, e *env, args []string) error {
+				c, err := e.client(&hf)
+				if err != nil {
+					return err
+				}
+				if err := c.DeleteDevice(ctx, args[0], *etag); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "Deleted device %s.\n", args[0])
+				return nil
+			}
+		},
+	}
+}
+
+func deviceList() *command {
+	return &command{
+		path: "device list", nargs: 0,
+		summary: "list devices, ordered by id",
+		help: `Prints one page of --top devices; --all follows the hub's continuation
+tokens to the end.
+
+Example:
+  ferry device list
+  ferry device list --all --json | jq -r '.[] | select(.connectionState=="Connected") | .deviceId'`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			var hf hubFlags
+			hf.register(fs)
+			top := fs.Int("top", 100, "devices per page, `N` from 1 to 1000")
+			all := fs.Bool("all", false, "list every device, page after page")
+			asJSON := fs.Bool("json", false, "print a JSON array of devices")
+			return func(ctx context.Context, e *env, _ []string) error {
+				if *top < 1 || *top > 1000 {
+					return usagef("--top must be from 1 to 1000")
+				}
+				c, err := e.client(&hf)
+				if err != nil {
+					return err
+				}
+				list := []registry.Device{}
+				next := ""
+				for {
+					page, cont, err := c.ListDevices(ctx, *top, next)
+					if err != nil {
+						return err
+					}
+					list = append(list, page...)
+					if next = cont; next == "" || !*all {
+						break
+					}
+				}
+				if next != "" {
+					fmt.Fprintf(e.stderr, "More devices exist: pass --all to list them all.\n")
+				}
+				if *asJSON {
+					return writeJSON(e.stdout, list)
+				}
+				return printDeviceTable(e.stdout, list)
+			}
+		},
+	}
+}
+
+// parseStatus checks a --status value.
+func parseStatus(s string) (registry.Status, error) {
+	switch st := registry.Status(s); st {
+	case registry.StatusEnabled, registry.StatusDisabled:
+		return st, nil
+	}
+	return "", usagef("--status must be enabled or disabled, not %q", s)
+}
+
+// checkKeys checks --primary-key and --secondary-key locally, so a typo is a
+// usage error that names the flag rather than a refusal from the hub.
+func checkKeys(primary, secondary string) error {
+	for _, k := range [...]struct{ flag, val string }{{"primary-key", primary}, {"secondary-key", secondary}} {
+		if k.val == "" {
+			continue
+		}
+		if _, err := protocol.DecodeKey(k.val); err != nil {
+			return usagef("--%s is not a base64 key", k.flag)
+		}
+	}
+	return nil
+}
