@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ferry-iot/ferry/internal/api"
+)
+
+// event is what monitor prints for one message. Its shape follows
+// `az iot hub monitor-events --properties all`, so people and scripts used to
+// that output read ours the same way.
+type event struct {
+	Event eventBody `json:"event"`
+}
+
+// eventBody is the content of event.
+type eventBody struct {
+	Origin       string          `json:"origin"` // device id
+	Module       string          `json:"module"`
+	Stream       string          `json:"stream"`
+	Group        string          `json:"group"`
+	EnqueuedTime string          `json:"enqueuedTime"`
+	Properties   eventProperties `json:"properties"`
+	Payload      json.RawMessage `json:"payload"`
+}
+
+// eventProperties are a message's system and application properties.
+type eventProperties struct {
+	System      api.SystemProperties `json:"system"`
+	Application map[string]string    `json:"application"`
+}
+
+// newEvent converts a message read from the hub.
+func newEvent(m *api.Message) event {
+	app := m.Properties
+	if app == nil {
+		app = map[string]string{} // {} rather than null: scripts index it
+	}
+	return event{Event: eventBody{
+		Origin:       m.DeviceID,
+		Module:       m.ModuleID,
+		Stream:       m.Stream,
+		Group:        m.Group,
+		EnqueuedTime: m.EnqueuedTime.UTC().Format(time.RFC3339Nano),
+		Properties:   eventProperties{System: m.SystemProperties, Application: app},
+		Payload:      payloadJSON(m.Body),
+	}}
+}
+
+// payloadJSON renders a message body as a JSON value: the body itself when
+// it is JSON (the common case for telemetry), a string when it is UTF-8
+// text, else {"hex": "..."} so binary payloads (protobuf, CBOR) stay
+// readable and lossless.
+func payloadJSON(body []byte) json.RawMessage {
+	if len(bytes.TrimSpace(body)) > 0 && json.Valid(body) {
+		return json.RawMessage(body)
+	}
+	if utf8.Valid(body) {
+		return marshalNoEscape(string(body))
+	}
+	return marshalNoEscape(map[string]string{"hex": hex.EncodeToString(body)})
+}
+
+// marshalNoEscape is json.Marshal without HTML escaping, which would turn a
+// payload's "<" into "\u003c" on a terminal.
+func marshalNoEscape(v any) json.RawMessage {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // strings and string maps always encode
+	return bytes.TrimRight(b.Bytes(), "\n")
+}
+
+// eventWriter prints events, pretty (indented, for people) or one compact
+// JSON object per line (--json, for scripts).
+type eventWriter struct {
+	enc *json.Encoder
+}
+
+func newEventWriter(w io.Writer, pretty bool) *eventWriter {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	if pretty {
+		enc.SetIndent("", "    ")
+	}
+	return &eventWriter{enc: enc}
+}
+
+// write prints the event of m.
+func (w *eventWriter) write(m *api.Message) error {
+	return w.enc.Encode(newEvent(m))
+}
