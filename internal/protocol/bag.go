@@ -123,9 +123,9 @@ func ParsePropertyBagLimit(bag string, maxBytes, maxProps int) (Properties, erro
 	if strings.IndexByte(bag, '%') >= 0 {
 		b.Grow(len(bag)) // decoded text is never longer than encoded text
 	}
-	var seen uint16         // known system keys seen
-	var dup map[string]bool // app keys, once App is long
-	n := 0                  // items parsed
+	var seen uint16              // known system keys seen
+	var seenKeys map[string]bool // System and App keys, once there are many
+	n := 0                       // items parsed
 	for rest := bag; rest != ""; {
 		var item string
 		item, rest, _ = strings.Cut(rest, "&")
@@ -163,31 +163,33 @@ func ParsePropertyBagLimit(bag string, maxBytes, maxProps int) (Properties, erro
 			*f = val
 			continue
 		}
+		list := &p.App
 		if strings.HasPrefix(key, "$.") {
-			if _, found := lookup(p.System, key); found {
+			list = &p.System
+		}
+		// Small bags search linearly; long ones switch to a map, so that a
+		// bag of thousands of keys cannot cost quadratic time.
+		if seenKeys == nil && len(p.App)+len(p.System) == 16 {
+			seenKeys = make(map[string]bool, 32)
+			for _, q := range p.System {
+				seenKeys[q.Key] = true
+			}
+			for _, q := range p.App {
+				seenKeys[q.Key] = true
+			}
+		}
+		if seenKeys != nil {
+			if seenKeys[key] {
 				return Properties{}, duplicate(key)
 			}
-			p.System = append(p.System, Property{key, val})
-			continue
-		}
-		if p.App == nil {
-			p.App = make([]Property, 0, 1+strings.Count(rest, "&"))
-		}
-		if dup == nil && len(p.App) == 16 {
-			dup = make(map[string]bool, 32)
-			for _, a := range p.App {
-				dup[a.Key] = true
-			}
-		}
-		if dup != nil {
-			if dup[key] {
-				return Properties{}, duplicate(key)
-			}
-			dup[key] = true
-		} else if _, found := lookup(p.App, key); found {
+			seenKeys[key] = true
+		} else if _, found := lookup(*list, key); found {
 			return Properties{}, duplicate(key)
 		}
-		p.App = append(p.App, Property{key, val})
+		if *list == nil {
+			*list = make([]Property, 0, 1+strings.Count(rest, "&"))
+		}
+		*list = append(*list, Property{key, val})
 	}
 	return p, nil
 }
