@@ -43,7 +43,7 @@ func (db *DB) CreateDevice(ctx context.Context, d *registry.Device) error {
 
 // GetDevice implements registry.Store.
 func (db *DB) GetDevice(ctx context.Context, id string) (*registry.Device, error) {
-	row := db.r.QueryRowContext(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id = ?`, id)
+	row := db.getDevice.QueryRowContext(ctx, id)
 	d, err := scanDevice(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = registry.DeviceNotFoundError(id)
@@ -141,8 +141,7 @@ func (db *DB) SetConnectionState(ctx context.Context, id string, connected bool,
 		state = registry.Connected
 	}
 	ts := formatTime(at)
-	res, err := db.w.ExecContext(ctx, `UPDATE devices SET connection_state = ?,
-		connection_state_updated_at = ?, last_activity_at = ? WHERE id = ?`, state, ts, ts, id)
+	res, err := db.setConnectionState.ExecContext(ctx, state, ts, ts, id)
 	if err != nil {
 		return wrap("set connection state", err)
 	}

@@ -52,6 +52,11 @@ type DB struct {
 	w    *sql.DB // the one writer connection
 	r    *sql.DB // read-only connections; == w for ":memory:"
 
+	// Statements on the MQTT connect path, prepared once: parsing SQL
+	// costs more than running these point queries.
+	getDevice          *sql.Stmt // on r
+	setConnectionState *sql.Stmt // on w
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -66,10 +71,19 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return openWith(ctx, path, ms)
+	db, err := openWith(ctx, path, ms)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.prepare(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return db, nil
 }
 
-// openWith is Open with a given migration list, for tests of migrate.
+// openWith opens the database and applies the given migrations; tests of
+// migrate pass their own.
 func openWith(ctx context.Context, path string, ms []migration) (*DB, error) {
 	if path == "" {
 		return nil, fmt.Errorf("sqlite: empty database path")
@@ -107,9 +121,26 @@ func openWith(ctx context.Context, path string, ms []migration) (*DB, error) {
 	return db, nil
 }
 
+// prepare prepares the hot statements.
+func (db *DB) prepare(ctx context.Context) error {
+	var err error
+	db.getDevice, err = db.r.PrepareContext(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id = ?`)
+	if err != nil {
+		return err
+	}
+	db.setConnectionState, err = db.w.PrepareContext(ctx, `UPDATE devices SET connection_state = ?,
+		connection_state_updated_at = ?, last_activity_at = ? WHERE id = ?`)
+	return err
+}
+
 // Close closes the database. Later calls return the first call's result.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
+		for _, st := range []*sql.Stmt{db.getDevice, db.setConnectionState} {
+			if st != nil {
+				st.Close()
+			}
+		}
 		var rerr error
 		if db.r != db.w {
 			rerr = db.r.Close()
