@@ -50,7 +50,7 @@ type MQTTInfo struct {
 type StreamInfo struct {
 	Group    string    `json:"group"`
 	Name     string    `json:"name"`
-	Messages int64     `json:"messages"`
+	Messages uint64    `json:"messages"`
 	First    time.Time `json:"first,omitzero"` // enqueued time of the oldest message kept
 	Last     time.Time `json:"last,omitzero"`  // enqueued time of the newest message
 }
