@@ -218,6 +218,11 @@ func unreachable(err error) error {
 	if errors.As(err, &uerr) {
 		err = uerr.Err // the URL is in the message already, once is enough
 	}
+	var herr x509.HostnameError
+	if errors.As(err, &herr) {
+		return &fault.Error{Kind: fault.Unavailable, Msg: "the hub's TLS certificate is not valid for " +
+			herr.Host + " (the hub's --host flag adds names to it)", Err: err}
+	}
 	var cerr *tls.CertificateVerificationError
 	if errors.As(err, &cerr) {
 		return &fault.Error{Kind: fault.Unavailable, Msg: "the hub's TLS certificate is not trusted " +

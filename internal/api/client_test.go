@@ -403,6 +403,17 @@ func TestCAFile(t *testing.T) {
 	if !fault.Is(err, fault.Unavailable) || !strings.Contains(err.Error(), "not trusted") {
 		t.Errorf("Hub without the CA: %v, want an untrusted-certificate error", err)
 	}
+
+	// The test certificate names 127.0.0.1 and example.com, not localhost.
+	_, port, _ := strings.Cut(host, ":")
+	c, err = api.NewClient(ownerConnString("localhost:"+port), api.ClientOptions{CAFile: ca})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Hub(context.Background())
+	if !fault.Is(err, fault.Unavailable) || !strings.Contains(err.Error(), "not valid for localhost") {
+		t.Errorf("Hub by a name the certificate lacks: %v, want a host name error", err)
+	}
 }
 
 func TestUnreachable(t *testing.T) {

@@ -17,7 +17,7 @@ Commands:
   device     manage device identities: create, list, show, update, delete,
              connection-string, sas-token
   monitor    print device-to-cloud messages as they arrive
-  bench      measure the hub's ingest throughput and latency
+  bench      measure the hub under load: telemetry ingest, connection storms
   version    print ferry's version
   help       explain a command: ferry help device, ferry help device create
 
