@@ -104,13 +104,13 @@ func ParsePropertyBag(bag string) (Properties, error) {
 // refused with an error wrapping ErrPropertyBagTooLarge. A limit of zero or
 // less means no limit.
 //
-// It allocates nothing for a bag without '%' and without application
-// properties, and otherwise at most once for all decoded text plus once for
-// App.
+// It allocates nothing for a bag without '%' and without application or
+// other system properties; otherwise once for all decoded text, and once
+// for each of App and System that is not empty. Its time is linear in the
+// length of the bag.
 func ParsePropertyBagLimit(bag string, maxBytes, maxProps int) (Properties, error) {
-	var p Properties
 	if bag == "" {
-		return p, nil
+		return Properties{}, nil
 	}
 	if maxBytes > 0 && len(bag) > maxBytes {
 		return Properties{}, fmt.Errorf("%w: %d bytes exceed the limit of %d bytes",
@@ -119,13 +119,11 @@ func ParsePropertyBagLimit(bag string, maxBytes, maxProps int) (Properties, erro
 	if !utf8.ValidString(bag) {
 		return Properties{}, fmt.Errorf("%w: not valid UTF-8", ErrBadPropertyBag)
 	}
-	var b strings.Builder
+	var bp bagParser
 	if strings.IndexByte(bag, '%') >= 0 {
-		b.Grow(len(bag)) // decoded text is never longer than encoded text
+		bp.buf.Grow(len(bag)) // decoded text is never longer than encoded text
 	}
-	var seen uint16              // known system keys seen
-	var seenKeys map[string]bool // System and App keys, once there are many
-	n := 0                       // items parsed
+	n := 0 // items parsed
 	for rest := bag; rest != ""; {
 		var item string
 		item, rest, _ = strings.Cut(rest, "&")
@@ -136,62 +134,85 @@ func ParsePropertyBagLimit(bag string, maxBytes, maxProps int) (Properties, erro
 			return Properties{}, fmt.Errorf("%w: more than the limit of %d properties",
 				ErrPropertyBagTooLarge, maxProps)
 		}
-		rawKey, rawVal, _ := strings.Cut(item, "=")
-		key, ok := unescapeTo(rawKey, &b)
-		if !ok {
-			return Properties{}, fmt.Errorf("%w: key %s: invalid percent-encoding",
-				ErrBadPropertyBag, quoteShort(rawKey))
+		if err := bp.item(item, rest); err != nil {
+			return Properties{}, err
 		}
-		if key == "" {
-			return Properties{}, fmt.Errorf("%w: empty key", ErrBadPropertyBag)
-		}
-		val, ok := unescapeTo(rawVal, &b)
-		if !ok {
-			return Properties{}, fmt.Errorf("%w: value of %s: invalid percent-encoding",
-				ErrBadPropertyBag, quoteShort(key))
-		}
-		if len(key) != len(rawKey) && !utf8.ValidString(key) ||
-			len(val) != len(rawVal) && !utf8.ValidString(val) {
-			return Properties{}, fmt.Errorf("%w: %s: decodes to text that is not UTF-8",
-				ErrBadPropertyBag, quoteShort(rawKey))
-		}
-		if f, bit := systemField(&p, key); f != nil {
-			if seen&bit != 0 {
-				return Properties{}, duplicate(key)
-			}
-			seen |= bit
-			*f = val
-			continue
-		}
-		list := &p.App
-		if strings.HasPrefix(key, "$.") {
-			list = &p.System
-		}
-		// Small bags search linearly; long ones switch to a map, so that a
-		// bag of thousands of keys cannot cost quadratic time.
-		if seenKeys == nil && len(p.App)+len(p.System) == 16 {
-			seenKeys = make(map[string]bool, 32)
-			for _, q := range p.System {
-				seenKeys[q.Key] = true
-			}
-			for _, q := range p.App {
-				seenKeys[q.Key] = true
-			}
-		}
-		if seenKeys != nil {
-			if seenKeys[key] {
-				return Properties{}, duplicate(key)
-			}
-			seenKeys[key] = true
-		} else if _, found := lookup(*list, key); found {
-			return Properties{}, duplicate(key)
-		}
-		if *list == nil {
-			*list = make([]Property, 0, 1+strings.Count(rest, "&"))
-		}
-		*list = append(*list, Property{key, val})
 	}
-	return p, nil
+	return bp.p, nil
+}
+
+// bagParser holds the state of one ParsePropertyBagLimit call.
+type bagParser struct {
+	p        Properties
+	buf      strings.Builder // decoded text of every item, one allocation
+	seen     uint16          // known system keys seen, by systemField's bit
+	seenKeys map[string]bool // System and App keys, once there are many
+}
+
+// item decodes one non-empty "k=v" item and stores it; rest is what
+// follows it in the bag.
+func (bp *bagParser) item(item, rest string) error {
+	rawKey, rawVal, _ := strings.Cut(item, "=")
+	key, ok := unescapeTo(rawKey, &bp.buf)
+	if !ok {
+		return fmt.Errorf("%w: key %s: invalid percent-encoding", ErrBadPropertyBag, quoteShort(rawKey))
+	}
+	if key == "" {
+		return fmt.Errorf("%w: empty key", ErrBadPropertyBag)
+	}
+	val, ok := unescapeTo(rawVal, &bp.buf)
+	if !ok {
+		return fmt.Errorf("%w: value of %s: invalid percent-encoding", ErrBadPropertyBag, quoteShort(key))
+	}
+	// The bag is valid UTF-8 already; only decoded text needs a check.
+	if len(key) != len(rawKey) && !utf8.ValidString(key) ||
+		len(val) != len(rawVal) && !utf8.ValidString(val) {
+		return fmt.Errorf("%w: %s: decodes to text that is not UTF-8", ErrBadPropertyBag, quoteShort(rawKey))
+	}
+	if f, bit := systemField(&bp.p, key); f != nil {
+		if bp.seen&bit != 0 {
+			return duplicate(key)
+		}
+		bp.seen |= bit
+		*f = val
+		return nil
+	}
+	list := &bp.p.App
+	if strings.HasPrefix(key, "$.") {
+		list = &bp.p.System
+	}
+	if bp.isDuplicate(*list, key) {
+		return duplicate(key)
+	}
+	if *list == nil {
+		*list = make([]Property, 0, 1+strings.Count(rest, "&"))
+	}
+	*list = append(*list, Property{key, val})
+	return nil
+}
+
+// isDuplicate reports whether key was seen before, and records it. Small
+// bags search list linearly; long ones switch to a map, so that a bag of
+// thousands of keys cannot cost quadratic time.
+func (bp *bagParser) isDuplicate(list []Property, key string) bool {
+	if bp.seenKeys == nil && len(bp.p.App)+len(bp.p.System) < 16 {
+		_, found := lookup(list, key)
+		return found
+	}
+	if bp.seenKeys == nil {
+		bp.seenKeys = make(map[string]bool, 64)
+		for _, q := range bp.p.System {
+			bp.seenKeys[q.Key] = true
+		}
+		for _, q := range bp.p.App {
+			bp.seenKeys[q.Key] = true
+		}
+	}
+	if bp.seenKeys[key] {
+		return true
+	}
+	bp.seenKeys[key] = true
+	return false
 }
 
 func duplicate(key string) error {
