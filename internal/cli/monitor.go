@@ -143,30 +143,36 @@ func (e *env) monitor(ctx context.Context, c *api.Client, o monitorOptions) erro
 			continue
 		}
 		failures = 0
-		// The page in hand is printed and committed even if ctx is
-		// cancelled meanwhile, so a stop never loses or repeats events.
-		n := len(page.Messages)
+		limit := len(page.Messages)
 		if o.max > 0 {
-			n = min(n, o.max-printed)
+			limit = o.max - printed
 		}
-		for i := range page.Messages[:n] {
-			if err := out.write(&page.Messages[i]); err != nil {
-				return err
-			}
-		}
-		printed += n
-		pos := page.Next
-		if n < len(page.Messages) {
-			pos = page.Messages[n-1].Cursor // stopped inside the page: resume after the last one printed
-		}
-		if err := r.advance(ctx, pos); err != nil {
+		n, err := r.handle(ctx, out, page, limit)
+		if err != nil {
 			return err
 		}
-		if o.max > 0 && printed >= o.max {
+		if printed += n; o.max > 0 && printed >= o.max {
 			return nil
 		}
 	}
 	return nil
+}
+
+// handle prints up to limit events of page and moves past them. The page
+// in hand is printed and committed even if ctx is cancelled meanwhile, so a
+// stop never loses or repeats events.
+func (r *monitorReader) handle(ctx context.Context, out *eventWriter, page *api.MessagePage, limit int) (int, error) {
+	n := min(len(page.Messages), limit)
+	for i := range page.Messages[:n] {
+		if err := out.write(&page.Messages[i]); err != nil {
+			return i, err
+		}
+	}
+	pos := page.Next
+	if 0 < n && n < len(page.Messages) {
+		pos = page.Messages[n-1].Cursor // stopped inside the page: resume after the last one printed
+	}
+	return n, r.advance(ctx, pos)
 }
 
 // monitorReader reads pages either by cursor (a live view) or through a
