@@ -238,6 +238,9 @@ func (s *Service) List(ctx context.Context, after string, limit int) ([]Device, 
 	if err != nil {
 		return nil, fmt.Errorf("registry: list devices: %w", err)
 	}
+	if ds == nil {
+		ds = []Device{} // an empty page is [] in JSON, not null
+	}
 	return ds, nil
 }
 

@@ -109,7 +109,7 @@ func (db *DB) conditionalWrite(ctx context.Context, id, ifMatch, query string, a
 // ListDevices implements registry.Store.
 func (db *DB) ListDevices(ctx context.Context, after string, limit int) ([]registry.Device, error) {
 	if limit <= 0 {
-		return nil, fault.Invalidf("list limit must be positive, not %d", limit)
+		return nil, wrap("list devices", fault.Invalidf("list limit must be positive, not %d", limit))
 	}
 	rows, err := db.r.QueryContext(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	if err != nil {

@@ -37,7 +37,7 @@ func (db *DB) ListPolicies(ctx context.Context) ([]registry.Policy, error) {
 // PutPolicy implements registry.Store.
 func (db *DB) PutPolicy(ctx context.Context, p registry.Policy) error {
 	if p.KeyName == "" {
-		return fault.Invalidf("policy name is required")
+		return wrap("put policy", fault.Invalidf("policy name is required"))
 	}
 	rights := p.Rights
 	if rights == nil {
