@@ -62,7 +62,7 @@ func ParseSAS(token string) (SAS, error) {
 		item, rest, _ = strings.Cut(rest, "&")
 		k, v, ok := strings.Cut(item, "=")
 		if !ok {
-			return SAS{}, fmt.Errorf("%w: field %s has no '='", ErrBadSAS, quoteShort(k))
+			return SAS{}, fmt.Errorf("%w: %s has no '='", ErrBadSAS, fieldName(k))
 		}
 		field := -1
 		switch k {
@@ -106,6 +106,20 @@ func ParseSAS(token string) (SAS, error) {
 		}
 	}
 	return s, nil
+}
+
+// fieldName names a field without '=' for an error: by its text when that
+// is a short word, since anything else may be a piece of the signature.
+func fieldName(k string) string {
+	if k == "" || len(k) > 8 {
+		return "a field"
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i] | 0x20; c < 'a' || c > 'z' {
+			return "a field"
+		}
+	}
+	return "field " + k
 }
 
 func sasError(field, problem string) error {

@@ -220,7 +220,9 @@ func TestParseSASErrors(t *testing.T) {
 		{"sr=a&se=1&se=1" + sig, "field se appears twice"},
 		{"sr=a&se=1&skn=x&skn=y" + sig, "field skn appears twice"},
 		{"sr=a&se=1" + sig + sig, "field sig appears twice"},
-		{"sr=a&&se=1" + sig, "has no '='"},
+		{"sr=a&&se=1" + sig, "a field has no '='"},
+		{"sr=a&se=1&sigJpaAVam6h4CkYSn92xEWvG818ixAcQdxJI83qzWONJQ%3D", "a field has no '='"},
+		{"sr=a&se=1&skn" + sig, "field skn has no '='"},
 		{"sr=a&se=1" + sig + "&", "missing field"}, // the trailing '&' is not an item; see below
 	}
 	for _, tt := range tests[:len(tests)-1] {
