@@ -21,7 +21,7 @@ const (
 // maxStatusReasonLen is Azure's limit on statusReason.
 const maxStatusReasonLen = 128
 
-// idChars marks the bytes Azure allows in a device id besides letters and digits.
+// idSpecials are the bytes Azure allows in a device id besides letters and digits.
 const idSpecials = "-.+%_#*?!(),:=@$';"
 
 // idAllowed is a lookup table over bytes; ids are checked on every connect,
