@@ -55,7 +55,9 @@ func (w *Writer) complete(b *batch) {
 		if e.dup && err == nil && !e.originStored {
 			err = errDupUnsure
 		}
-		e.acker.Acked(e.token, err)
+		if e.acker != nil { // QoS 0 messages have nobody to tell
+			e.acker.Acked(e.token, err)
+		}
 		switch {
 		case err != nil:
 			failed++

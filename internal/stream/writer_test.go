@@ -67,3 +67,30 @@ func TestWriterCloseFlushesAndRefuses(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+func TestCloseGivesUpAtDeadline(t *testing.T) {
+	h := startHub(t, t.TempDir())
+	w := newWriter(t, h, stream.WriterConfig{AckTimeout: time.Minute})
+	h.srv.Shutdown(context.Background()) // acks can no longer come
+	r := newRecorder(2)
+	for i := range 2 {
+		m := msg("d", i, time.Now())
+		if err := w.Append(&m, r, uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := w.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close = %v, want deadline exceeded", err)
+	}
+	r.wait(t, time.Second)
+	for tok, err := range r.errs {
+		if !errors.Is(err, stream.ErrClosed) {
+			t.Errorf("token %d acked with %v, want ErrClosed", tok, err)
+		}
+	}
+	if len(r.errs) != 2 {
+		t.Errorf("%d tokens failed, want 2", len(r.errs))
+	}
+}
