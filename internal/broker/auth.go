@@ -124,6 +124,9 @@ func (b *Broker) authenticate(cl *mqtt.Client, pk packets.Packet) (*conn, packet
 func (b *Broker) verify(tok protocol.SAS, now time.Time, keys [][]byte) (packets.Code, string) {
 	var last error
 	for _, k := range keys {
+		if last != nil && !errors.Is(last, protocol.ErrSASSignature) {
+			break // the token was signed with an earlier key: its error is the one to report
+		}
 		if len(k) == 0 {
 			continue
 		}

@@ -269,7 +269,7 @@ func (b *Broker) DisconnectDevice(deviceID string, reason packets.Code) int {
 	}
 	b.mu.RUnlock()
 	for _, c := range victims {
-		_ = b.server.DisconnectClient(c.cl, reason)
+		b.disconnect(c.cl, reason)
 	}
 	return len(victims)
 }

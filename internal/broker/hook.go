@@ -24,7 +24,7 @@ func (h *hook) ID() string { return "ferry" }
 
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
-		mqtt.OnConnect, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnACLCheck,
+		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnACLCheck,
 		mqtt.OnPacketRead, mqtt.OnPublish, mqtt.OnWill,
 		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.StoredClients, mqtt.StoredSubscriptions,
 	}, []byte{b})
@@ -38,7 +38,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if c == nil {
 		h.b.cfg.Metrics.authFailure(reason)
 		h.b.log.Info("mqtt connection refused", "client", cl.ID, "remote", cl.Net.Remote, "reason", reason)
-		_ = h.b.server.SendConnack(cl, code, false, nil)
+		_ = h.b.server.SendConnack(cl, connackFor(cl, code), false, nil)
 		return code
 	}
 	h.b.mu.Lock()
@@ -47,6 +47,29 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	h.b.mu.Unlock()
 	h.b.cfg.Metrics.connected()
 	return nil
+}
+
+// connackFor maps a refusal to MQTT 3.1.1's return codes for 3.1.1 clients
+// (mochi's own table sends 0x05 for bad credentials and passes 0x87 through).
+func connackFor(cl *mqtt.Client, code packets.Code) packets.Code {
+	if cl.Properties.ProtocolVersion >= 5 {
+		return code
+	}
+	switch code.Code {
+	case packets.ErrBadUsernameOrPassword.Code:
+		return packets.ErrMalformedUsernameOrPassword // 0x04: bad user name or password
+	case packets.ErrNotAuthorized.Code:
+		return packets.Err3NotAuthorized // 0x05
+	case packets.ErrServerUnavailable.Code:
+		return packets.Err3ServerUnavailable
+	}
+	return code
+}
+
+// OnConnectAuthenticate accepts what OnConnect authenticated (mochi refuses
+// every client when no hook answers here).
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	return h.b.connOf(cl) != nil
 }
 
 // OnSessionEstablished forgets the persisted subscriptions of a client that
@@ -85,8 +108,8 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 2 {
 		h.b.cfg.Metrics.refused("qos2")
 		h.b.log.Info("qos 2 publish refused", "client", cl.ID, "topic", pk.TopicName)
-		_ = h.b.server.DisconnectClient(cl, packets.ErrQosNotSupported)
-		return pk, packets.ErrQosNotSupported
+		h.b.disconnect(cl, packets.ErrQosNotSupported)
+		return pk, packets.ErrRejectPacket // mochi ignores other errors from this hook
 	}
 	return pk, nil
 }

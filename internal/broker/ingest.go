@@ -134,7 +134,7 @@ func (b *Broker) refuse(c *conn, pk packets.Packet, code packets.Code, metric, w
 		_ = c.cl.WritePacket(ack)
 		return packets.ErrRejectPacket
 	}
-	_ = b.server.DisconnectClient(c.cl, packets.Code{Code: code.Code, Reason: why})
+	b.disconnect(c.cl, packets.Code{Code: code.Code, Reason: why})
 	return packets.Code{Code: code.Code, Reason: why}
 }
 
@@ -187,4 +187,15 @@ func validName(s string) error {
 		}
 	}
 	return nil
+}
+
+// disconnect ends a connection for a protocol reason: MQTT 5 clients get a
+// DISCONNECT with the reason code; MQTT 3.1.1 has no server DISCONNECT, so
+// the connection is closed.
+func (b *Broker) disconnect(cl *mqtt.Client, code packets.Code) {
+	if cl.Properties.ProtocolVersion >= 5 {
+		_ = b.server.DisconnectClient(cl, code)
+		return
+	}
+	cl.Stop(code)
 }

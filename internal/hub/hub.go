@@ -22,7 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/ferry-iot/ferry/internal/api"
 	"github.com/ferry-iot/ferry/internal/broker"
 	"github.com/ferry-iot/ferry/internal/natsd"
 	"github.com/ferry-iot/ferry/internal/pki"
@@ -126,7 +125,7 @@ func (h *Hub) startStreams(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
-	if h.streams, err = stream.NewStore(js); err != nil {
+	if h.streams, err = stream.NewStore(ctx, js, stream.StoreConfig{Logger: h.log.With("component", "stream")}); err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
 	return nil
