@@ -50,6 +50,32 @@ func escape(s string) string {
 	return s
 }
 
+// isCanonical reports whether s is already encodeURIComponent's encoding
+// of its own decoding: unreserved bytes as they are, every other byte as
+// '%' and two upper-case hex digits.
+func isCanonical(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if unreserved[c] {
+			continue
+		}
+		if c != '%' || i+2 >= len(s) {
+			return false
+		}
+		hi, lo := s[i+1], s[i+2]
+		if strings.IndexByte(upperHex, hi) < 0 || strings.IndexByte(upperHex, lo) < 0 {
+			return false
+		}
+		h, _ := unhex(hi)
+		l, _ := unhex(lo)
+		if unreserved[h<<4|l] {
+			return false // encodeURIComponent would leave this byte as it is
+		}
+		i += 2
+	}
+	return true
+}
+
 // unhex returns the value of one hex digit.
 func unhex(c byte) (byte, bool) {
 	switch {
