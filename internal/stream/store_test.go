@@ -183,9 +183,12 @@ func TestReadWaitWakesOnAppend(t *testing.T) {
 	w := newWriter(t, h, stream.WriterConfig{})
 	s := newStore(t, h)
 	appendAll(t, w, []stream.Message{msg("other", 0, time.Now())})
-	_, tail, err := s.Read(context.Background(), stream.Query{})
+	tail, err := s.Last(context.Background())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if msgs, next, err := s.Read(context.Background(), stream.Query{After: tail}); err != nil || len(msgs) != 0 || next != tail {
+		t.Fatalf("Read after Last = %v, %v, %v; want nothing", msgs, next, err)
 	}
 
 	type result struct {
