@@ -60,6 +60,9 @@ type Config struct {
 	// MaxPayload is the largest message a client may publish. Zero means
 	// DefaultMaxPayload (8 MiB).
 	MaxPayload int32
+	// MaxStore caps JetStream's disk use in bytes. Zero means nats-server's
+	// default: 75% of the free space of Dir's disk at start.
+	MaxStore int64
 	// Logger receives the server's notices, warnings and errors. Nil
 	// discards them.
 	Logger *slog.Logger
@@ -137,14 +140,15 @@ func waitReady(ctx context.Context, ns *server.Server, lg *logger) error {
 
 func serverOptions(cfg Config) (*server.Options, error) {
 	opts := &server.Options{
-		ServerName:   "ferry",
-		JetStream:    true,
-		StoreDir:     cfg.Dir,
-		SyncAlways:   cfg.Sync,
-		SyncInterval: cfg.SyncInterval,
-		MaxPayload:   cfg.MaxPayload,
-		NoSigs:       true,
-		DontListen:   cfg.Listen == "",
+		ServerName:        "ferry",
+		JetStream:         true,
+		StoreDir:          cfg.Dir,
+		SyncAlways:        cfg.Sync,
+		SyncInterval:      cfg.SyncInterval,
+		MaxPayload:        cfg.MaxPayload,
+		NoSigs:            true,
+		JetStreamMaxStore: cfg.MaxStore,
+		DontListen:        cfg.Listen == "",
 	}
 	if cfg.Listen == "" {
 		return opts, nil

@@ -56,7 +56,9 @@ func (w *Writer) complete(b *batch) {
 			err = errDupUnsure
 		}
 		if e.acker != nil { // QoS 0 messages have nobody to tell
-			e.acker.Acked(e.token, err)
+			if e.acker != nil {
+				e.acker.Acked(e.token, err)
+			}
 		}
 		switch {
 		case err != nil:

@@ -8,7 +8,8 @@ import (
 // dedupKey identifies a message by a 128-bit hash of its device id, module
 // id and message id. Two independent 64-bit hashes make a false match,
 // which would drop a message, practically impossible, and keep Append free
-// of allocations (no string keys to build).
+// of allocations (no string keys to build). The low bit of the second
+// word is always set, so the zero key marks an empty table slot.
 type dedupKey [2]uint64
 
 // dedupSlot is what the window remembers of one message.
@@ -30,7 +31,7 @@ type dedup struct {
 	window int64 // nanoseconds
 	seeds  [2]maphash.Seed
 	hash   [2]maphash.Hash
-	slots  map[dedupKey]dedupSlot
+	slots  table
 	ring   []dedupEntry // FIFO of keys in insertion order; fixed capacity
 	head   int          // index of the oldest entry
 	n      int          // entries in ring
@@ -40,7 +41,7 @@ func newDedup(window time.Duration, max int) *dedup {
 	d := &dedup{
 		window: int64(window),
 		seeds:  [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		slots:  make(map[dedupKey]dedupSlot, max),
+		slots:  newTable(max),
 		ring:   make([]dedupEntry, max),
 	}
 	d.hash[0].SetSeed(d.seeds[0])
@@ -62,6 +63,7 @@ func (d *dedup) key(device, module, msgID []byte) dedupKey {
 		h.Write(msgID)
 		k[i] = h.Sum64()
 	}
+	k[1] |= 1
 	return k
 }
 
@@ -78,13 +80,13 @@ func (d *dedup) keyOf(m *Message) dedupKey {
 		h.WriteString(m.MessageID)
 		k[i] = h.Sum64()
 	}
+	k[1] |= 1
 	return k
 }
 
 // lookup returns the slot of k when k is in the window.
 func (d *dedup) lookup(k dedupKey) (dedupSlot, bool) {
-	s, ok := d.slots[k]
-	return s, ok
+	return d.slots.get(k)
 }
 
 // add remembers k, first expiring what at makes too old and, when the
@@ -94,7 +96,7 @@ func (d *dedup) add(k dedupKey, at int64, batch uint64) {
 		d.evictOldest()
 	}
 	s := dedupSlot{at: at, batch: batch}
-	d.slots[k] = s
+	d.slots.put(k, s)
 	d.ring[(d.head+d.n)%len(d.ring)] = dedupEntry{key: k, dedupSlot: s}
 	d.n++
 }
@@ -103,8 +105,8 @@ func (d *dedup) evictOldest() {
 	e := d.ring[d.head]
 	// The key may have been forgotten and added again since; only drop
 	// the map entry this ring entry created.
-	if s, ok := d.slots[e.key]; ok && s == e.dedupSlot {
-		delete(d.slots, e.key)
+	if s, ok := d.slots.get(e.key); ok && s == e.dedupSlot {
+		d.slots.del(e.key)
 	}
 	d.head = (d.head + 1) % len(d.ring)
 	d.n--
@@ -113,8 +115,8 @@ func (d *dedup) evictOldest() {
 // forget drops k if its original is in the given batch, which failed: a
 // resend must then be stored, not dropped. The ring entry expires later.
 func (d *dedup) forget(k dedupKey, batch uint64) {
-	if s, ok := d.slots[k]; ok && s.batch == batch {
-		delete(d.slots, k)
+	if s, ok := d.slots.get(k); ok && s.batch == batch {
+		d.slots.del(k)
 	}
 }
 
@@ -123,6 +125,6 @@ func (d *dedup) forget(k dedupKey, batch uint64) {
 // batch failed (forgotten) and also when the entry was evicted meanwhile:
 // then the duplicate is failed too, and the device's next resend is stored.
 func (d *dedup) stored(k dedupKey, batch uint64) bool {
-	s, ok := d.slots[k]
+	s, ok := d.slots.get(k)
 	return ok && s.batch == batch
 }

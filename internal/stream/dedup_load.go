@@ -11,7 +11,8 @@ import (
 // loadDedup fills the dedup window from the tail of the stream, so that a
 // device resending after a hub restart is not stored twice. It walks
 // batches backwards from the newest until DedupWindow (by stored time) or
-// DedupMax ids are covered.
+// DedupMax messages are covered; the second bound keeps a restart after a
+// busy spell from reading gigabytes.
 func (w *Writer) loadDedup(ctx context.Context, st jetstream.Stream) error {
 	info, err := st.Info(ctx)
 	if err != nil {
@@ -36,7 +37,9 @@ func (w *Writer) loadDedup(ctx context.Context, st jetstream.Stream) error {
 			break
 		}
 		var ids []id
+		records := 0
 		err = eachRecord(raw.Data, func(_ uint32, rec []byte) error {
+			records++
 			h, err := peek(rec)
 			if err == nil && len(h.f[fieldMessageID]) > 0 {
 				k := w.dd.key(h.f[fieldDevice], h.f[fieldModule], h.f[fieldMessageID])
@@ -49,7 +52,7 @@ func (w *Writer) loadDedup(ctx context.Context, st jetstream.Stream) error {
 			continue
 		}
 		newestFirst = append(newestFirst, ids)
-		total += len(ids)
+		total += records
 	}
 	for i := len(newestFirst) - 1; i >= 0; i-- {
 		for _, x := range newestFirst[i] {

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -107,7 +108,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.notify()
-	if err != nil && err != nats.ErrConnectionClosed {
+	if err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		return fmt.Errorf("stream: close store: %w", err)
 	}
 	return nil

@@ -82,7 +82,8 @@ type batch struct {
 
 // NewWriter creates or updates the ingest stream with cfg's limits, loads
 // recent message ids for deduplication, and starts the writer's two
-// goroutines (flusher and completer), which Close stops.
+// goroutines (flusher and completer), which Close stops. The caller keeps
+// ownership of nc and closes it after Close.
 func NewWriter(ctx context.Context, nc *nats.Conn, cfg WriterConfig) (*Writer, error) {
 	cfg.setDefaults()
 	js, err := jetstream.New(nc,
@@ -95,9 +96,13 @@ func NewWriter(ctx context.Context, nc *nats.Conn, cfg WriterConfig) (*Writer, e
 	if err != nil {
 		return nil, fmt.Errorf("stream: create %s: %w", IngestStream, err)
 	}
+	// A batch must fit in one NATS message: a version byte, the records,
+	// and some room for the headers NATS adds.
+	maxRecord := int(nc.MaxPayload()) - 1 - 1024
+	cfg.MaxBatchBytes = min(cfg.MaxBatchBytes, maxRecord)
 	w := &Writer{
 		cfg: cfg, nc: nc, js: js, met: cfg.Metrics,
-		maxRecord: int(nc.MaxPayload()) - 1 - 1024, // version byte, room for headers
+		maxRecord: maxRecord,
 		epoch:     time.Now(),
 		kick:      make(chan struct{}, 1),
 		slots:     make(chan struct{}, cfg.InFlightBatches),
@@ -128,7 +133,8 @@ func NewWriter(ctx context.Context, nc *nats.Conn, cfg WriterConfig) (*Writer, e
 //
 // After a nil return, a.Acked(token, err) is called exactly once: err is
 // nil when m is durably stored, or was stored before (a duplicate by
-// message id). After an error return, Acked is not called.
+// message id). After an error return, Acked is not called. a may be nil
+// when nobody needs the outcome (MQTT QoS 0).
 func (w *Writer) Append(m *Message, a Acker, token uint64) error {
 	size := recordSize(m)
 	if size > w.maxRecord {
