@@ -289,15 +289,15 @@ func runNode(t *testing.T, nodeBin, dir, script string, env []string, out any) {
 	if stderr.Len() > 0 {
 		t.Logf("%s stderr:\n%s", script, stderr.Bytes())
 	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Fatalf("%s ran past %s and was killed; stdout:\n%s", script, nodeDeadline, stdout.Bytes())
+	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	last := lines[len(lines)-1]
 	if jerr := json.Unmarshal([]byte(last), out); jerr != nil {
 		t.Fatalf("%s: %v; output is not a JSON summary (%v):\n%s", script, err, jerr, stdout.Bytes())
 	}
 	t.Logf("%s: %s", script, last)
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Fatalf("%s ran past %s", script, nodeDeadline)
-	}
 	if err != nil {
 		t.Fatalf("%s: %v", script, err)
 	}
