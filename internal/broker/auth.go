@@ -29,6 +29,50 @@ const (
 	reasonInternal     = "internal_error"
 )
 
+// authenticateOffStack runs authenticate on a worker goroutine.
+func (b *Broker) authenticateOffStack(cl *mqtt.Client, pk packets.Packet) (c *conn, code packets.Code, reason string) {
+	if !b.offStack(func() { c, code, reason = b.authenticate(cl, pk) }) {
+		return nil, packets.ErrServerUnavailable, reasonInternal
+	}
+	return c, code, reason
+}
+
+// offStack runs fn on one of the broker's worker goroutines and waits for it.
+// Work that goes deep (SQLite's call stacks, crypto) would otherwise grow
+// the goroutine stack of the connection that asked for it, and keep it
+// grown for the connection's life: Go shrinks stacks only at GC, and idle
+// connections cause none. Memory per idle connection is a stated bar, so the
+// deep work runs on a few long-lived goroutines instead. It returns false
+// when the broker is closing.
+func (b *Broker) offStack(fn func()) bool {
+	done := make(chan struct{})
+	select {
+	case b.jobs <- job{fn: fn, done: done}:
+	case <-b.stopped:
+		return false
+	}
+	<-done
+	return true
+}
+
+type job struct {
+	fn   func()
+	done chan struct{}
+}
+
+func (b *Broker) worker() {
+	defer b.workers.Done()
+	for {
+		select {
+		case j := <-b.jobs:
+			j.fn()
+			close(j.done)
+		case <-b.stopped:
+			return
+		}
+	}
+}
+
 // authenticate checks a CONNECT as Azure IoT Hub does: client id = device id
 // (or deviceId/moduleId), username "{host}/{clientId}/?api-version=...",
 // password a SAS token signed with the device key or with a policy key (skn).

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -129,6 +130,13 @@ type Broker struct {
 	ackMu sync.Mutex
 	dirty []*conn // guarded by ackMu: connections with PUBACKs waiting for the next flush
 
+	sessMu    sync.Mutex
+	persisted map[string]bool // guarded by sessMu: client ids with stored subscriptions
+
+	jobs     chan job      // work for the worker goroutines (see offStack)
+	stopped  chan struct{} // closed by Close
+	workers  sync.WaitGroup
+
 	closeOnce sync.Once
 }
 
@@ -142,8 +150,11 @@ func New(cfg Config) (*Broker, error) {
 	b := &Broker{
 		cfg:   cfg,
 		log:   cfg.Logger,
-		conns: make(map[*mqtt.Client]*conn),
-		byID:  make(map[string]*conn),
+		conns:    make(map[*mqtt.Client]*conn),
+		byID:     make(map[string]*conn),
+		jobs:      make(chan job, 256),
+		persisted: make(map[string]bool),
+		stopped:  make(chan struct{}),
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1                                            // Azure grants QoS 1 for QoS 2 subscriptions
@@ -195,6 +206,10 @@ func New(cfg Config) (*Broker, error) {
 
 // Start loads persisted sessions and starts serving. It returns at once.
 func (b *Broker) Start() error {
+	for range max(4, 2*runtime.GOMAXPROCS(0)) {
+		b.workers.Add(1)
+		go b.worker()
+	}
 	if err := b.server.Serve(); err != nil {
 		return fmt.Errorf("broker: serve: %w", err)
 	}
@@ -227,6 +242,8 @@ func (b *Broker) closeListeners() {
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		_ = b.server.Close()
+		close(b.stopped)
+		b.workers.Wait()
 	})
 	return nil
 }

@@ -34,7 +34,7 @@ func (h *hook) Provides(b byte) bool {
 // answer "bad user name or password", and Ferry also needs "not authorized"
 // (a disabled device), so the CONNACK is sent from here on refusal.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
-	c, code, reason := h.b.authenticate(cl, pk)
+	c, code, reason := h.b.authenticateOffStack(cl, pk)
 	if c == nil {
 		h.b.cfg.Metrics.authFailure(reason)
 		h.b.log.Info("mqtt connection refused", "client", cl.ID, "remote", cl.Net.Remote, "reason", reason)
@@ -75,10 +75,8 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 // OnSessionEstablished forgets the persisted subscriptions of a client that
 // asked for a clean session.
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
-	if pk.Connect.Clean && h.b.cfg.Sessions != nil {
-		if err := h.b.cfg.Sessions.DeleteSession(context.Background(), cl.ID); err != nil {
-			h.b.log.Error("forget session", "client", cl.ID, "error", err)
-		}
+	if pk.Connect.Clean {
+		h.b.forgetSession(cl.ID)
 	}
 }
 
@@ -95,10 +93,8 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if ok {
 		h.b.cfg.Metrics.disconnected()
 	}
-	if expire && !cl.IsTakenOver() && h.b.cfg.Sessions != nil && cl.Net.Conn != nil {
-		if err := h.b.cfg.Sessions.DeleteSession(context.Background(), cl.ID); err != nil {
-			h.b.log.Error("forget session", "client", cl.ID, "error", err)
-		}
+	if expire && !cl.IsTakenOver() && cl.Net.Conn != nil {
+		h.b.forgetSession(cl.ID)
 	}
 }
 
@@ -179,9 +175,15 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []by
 	if len(subs) == 0 {
 		return
 	}
-	if err := h.b.cfg.Sessions.SaveSubscriptions(context.Background(), subs); err != nil {
-		h.b.log.Error("persist subscriptions", "client", cl.ID, "error", err)
-	}
+	h.b.offStack(func() {
+		if err := h.b.cfg.Sessions.SaveSubscriptions(context.Background(), subs); err != nil {
+			h.b.log.Error("persist subscriptions", "client", cl.ID, "error", err)
+			return
+		}
+		h.b.sessMu.Lock()
+		h.b.persisted[cl.ID] = true
+		h.b.sessMu.Unlock()
+	})
 }
 
 func (h *hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
@@ -192,9 +194,11 @@ func (h *hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 	for _, f := range pk.Filters {
 		filters = append(filters, f.Filter)
 	}
-	if err := h.b.cfg.Sessions.DeleteSubscriptions(context.Background(), cl.ID, filters); err != nil {
-		h.b.log.Error("forget subscriptions", "client", cl.ID, "error", err)
-	}
+	h.b.offStack(func() {
+		if err := h.b.cfg.Sessions.DeleteSubscriptions(context.Background(), cl.ID, filters); err != nil {
+			h.b.log.Error("forget subscriptions", "client", cl.ID, "error", err)
+		}
+	})
 }
 
 // StoredClients gives mochi one offline session per client with persisted
@@ -236,7 +240,32 @@ func (h *hook) loadSubs() ([]session.Subscription, error) {
 	if err != nil {
 		return nil, errors.Join(errors.New("broker: load sessions"), err)
 	}
+	h.b.sessMu.Lock()
+	for _, s := range subs {
+		h.b.persisted[s.ClientID] = true
+	}
+	h.b.sessMu.Unlock()
 	return subs, nil
+}
+
+// forgetSession deletes a client's persisted subscriptions, when it has any:
+// the common clean-session connect costs no database write.
+func (b *Broker) forgetSession(clientID string) {
+	if b.cfg.Sessions == nil {
+		return
+	}
+	b.sessMu.Lock()
+	had := b.persisted[clientID]
+	delete(b.persisted, clientID)
+	b.sessMu.Unlock()
+	if !had {
+		return
+	}
+	b.offStack(func() {
+		if err := b.cfg.Sessions.DeleteSession(context.Background(), clientID); err != nil {
+			b.log.Error("forget session", "client", clientID, "error", err)
+		}
+	})
 }
 
 func (b *Broker) connOf(cl *mqtt.Client) *conn {

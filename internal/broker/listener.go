@@ -61,13 +61,31 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 			return
 		}
 		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			if err := establish(l.id, c); err != nil && !quietClose(err) {
-				l.log.Debug("mqtt connection ended", "listener", l.id, "remote", c.RemoteAddr().String(), "error", err)
-			}
-		}()
+		go l.handshake(c, establish)
 	}
+}
+
+// handshake completes a TLS handshake, then serves the connection on a new
+// goroutine: the handshake's deep crypto stack then dies with this goroutine
+// instead of staying with the connection for its whole life.
+func (l *netListener) handshake(c net.Conn, establish listeners.EstablishFn) {
+	defer l.wg.Done()
+	if tc, ok := c.(*tls.Conn); ok {
+		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			l.log.Debug("tls handshake failed", "listener", l.id, "remote", c.RemoteAddr().String(), "error", err)
+			_ = c.Close()
+			return
+		}
+		_ = tc.SetDeadline(time.Time{})
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		if err := establish(l.id, c); err != nil && !quietClose(err) {
+			l.log.Debug("mqtt connection ended", "listener", l.id, "remote", c.RemoteAddr().String(), "error", err)
+		}
+	}()
 }
 
 func (l *netListener) Close(closeClients listeners.CloseFn) {

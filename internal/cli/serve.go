@@ -59,6 +59,7 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.DurationVar(&cfg.Linger, "linger", 0, "longest wait to gather messages into one durable write (default 1ms)")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", 256*1024, "largest telemetry body accepted (Azure: 256 KiB)")
 	fs.IntVar(&cfg.MaxInflight, "max-inflight", 1024, "QoS 1 messages per connection awaiting durability before the hub stops reading it")
+	pprofAddr := fs.String("pprof", "", "serve Go's pprof profiles on this loopback `ADDRESS` (e.g. 127.0.0.1:6060) for diagnosis")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage(err)
 	}
@@ -82,6 +83,14 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	cfg.Logger = logger
 	cfg.Version = Version
 
+	if *pprofAddr != "" {
+		stop, err := servePprof(*pprofAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry serve: --pprof: %v\n", err)
+			return 2
+		}
+		defer stop()
+	}
 	h, err := hub.New(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "ferry serve: %v\n", err)
