@@ -62,9 +62,9 @@ type Hub struct {
 
 // New opens the data dir and binds every listener; it returns an error if a
 // port is in use. Serving starts with Start (or Run).
-func New(ctx context.Context, cfg Config) (h *Hub, err error) {
+func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	cfg.setDefaults()
-	h = &Hub{cfg: cfg, log: cfg.Logger, started: cfg.Now(), ready: make(chan struct{}), promReg: prometheus.NewRegistry()}
+	h := &Hub{cfg: cfg, log: cfg.Logger, started: cfg.Now(), ready: make(chan struct{}), promReg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
 			_ = h.Shutdown(context.Background())
