@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/ferry-iot/ferry/internal/fault"
@@ -30,8 +29,8 @@ const (
 )
 
 // authenticateOffStack runs authenticate on a worker goroutine.
-func (b *Broker) authenticateOffStack(cl *mqtt.Client, pk packets.Packet) (c *conn, code packets.Code, reason string) {
-	if !b.offStack(func() { c, code, reason = b.authenticate(cl, pk) }) {
+func (b *Broker) authenticateOffStack(clientID string, pk *packets.Packet) (c *conn, code packets.Code, reason string) {
+	if !b.offStack(func() { c, code, reason = b.authenticate(clientID, pk) }) {
 		return nil, packets.ErrServerUnavailable, reasonInternal
 	}
 	return c, code, reason
@@ -77,7 +76,7 @@ func (b *Broker) worker() {
 // (or deviceId/moduleId), username "{host}/{clientId}/?api-version=...",
 // password a SAS token signed with the device key or with a policy key (skn).
 // It returns the new connection, or nil with the CONNACK code and a reason.
-func (b *Broker) authenticate(cl *mqtt.Client, pk packets.Packet) (*conn, packets.Code, string) {
+func (b *Broker) authenticate(clientID string, pk *packets.Packet) (*conn, packets.Code, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	now := b.cfg.Now()
@@ -98,7 +97,7 @@ func (b *Broker) authenticate(cl *mqtt.Client, pk packets.Packet) (*conn, packet
 		return nil, packets.ErrBadUsernameOrPassword, reasonBadToken
 	}
 
-	c := &conn{b: b, cl: cl, since: now, v5: cl.Properties.ProtocolVersion == 5}
+	c := &conn{b: b, clientID: clientID, since: now, v5: pk.ProtocolVersion == 5}
 
 	// A token for the hub itself, signed with a policy: an ordinary MQTT
 	// client that uses Ferry as a broker outside the device namespaces.
@@ -122,7 +121,7 @@ func (b *Broker) authenticate(cl *mqtt.Client, pk packets.Packet) (*conn, packet
 
 	// A device or module: the client id, the username and the token's
 	// resource must all name the same identity.
-	devID, modID, _ := strings.Cut(cl.ID, "/")
+	devID, modID, _ := strings.Cut(clientID, "/")
 	if devID == "" || user.DeviceID != devID || user.ModuleID != modID {
 		return nil, packets.ErrBadUsernameOrPassword, reasonWrongDevice
 	}

@@ -123,19 +123,21 @@ type Broker struct {
 	nets   []*netListener
 	hook   *hook
 
-	mu    sync.RWMutex
-	conns map[*mqtt.Client]*conn // guarded by mu: authenticated, live connections
-	byID  map[string]*conn       // guarded by mu: the current connection of each client id
+	mu      sync.RWMutex
+	conns   map[*mqtt.Client]*conn // guarded by mu: authenticated, live connections
+	byID    map[string]*conn       // guarded by mu: the current connection of each client id
+	devices map[*conn]struct{}     // guarded by mu: device connections on the lean loop
+	connWG  sync.WaitGroup         // device read loops
 
 	ackMu sync.Mutex
 	dirty []*conn // guarded by ackMu: connections with PUBACKs waiting for the next flush
 
 	sessMu    sync.Mutex
-	persisted map[string]bool // guarded by sessMu: client ids with stored subscriptions
+	persisted map[string][]session.Subscription // guarded by sessMu: stored subscriptions by client id
 
-	jobs     chan job      // work for the worker goroutines (see offStack)
-	stopped  chan struct{} // closed by Close
-	workers  sync.WaitGroup
+	jobs    chan job      // work for the worker goroutines (see offStack)
+	stopped chan struct{} // closed by Close
+	workers sync.WaitGroup
 
 	closeOnce sync.Once
 }
@@ -148,13 +150,14 @@ func New(cfg Config) (*Broker, error) {
 		return nil, errors.New("broker: Credentials and Appender are required")
 	}
 	b := &Broker{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		conns:    make(map[*mqtt.Client]*conn),
-		byID:     make(map[string]*conn),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		conns:     make(map[*mqtt.Client]*conn),
+		byID:      make(map[string]*conn),
 		jobs:      make(chan job, 256),
-		persisted: make(map[string]bool),
-		stopped:  make(chan struct{}),
+		persisted: make(map[string][]session.Subscription),
+		devices:   make(map[*conn]struct{}),
+		stopped:   make(chan struct{}),
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1                                            // Azure grants QoS 1 for QoS 2 subscriptions
@@ -186,7 +189,7 @@ func New(cfg Config) (*Broker, error) {
 		if l.addr == "" {
 			continue
 		}
-		ln, err := listen(l.id, l.addr, l.tls)
+		ln, err := listen(l.id, l.addr, l.tls, b.serveConn)
 		if err != nil {
 			b.closeListeners()
 			return nil, fmt.Errorf("broker: listen %s %s: %w", l.id, l.addr, err)
@@ -197,7 +200,7 @@ func New(cfg Config) (*Broker, error) {
 			return nil, fmt.Errorf("broker: listener %s: %w", l.id, err)
 		}
 	}
-	b.ws = newWSListener("ws")
+	b.ws = newWSListener("ws", b.serveConn)
 	if err := b.server.AddListener(b.ws); err != nil {
 		return nil, fmt.Errorf("broker: websocket listener: %w", err)
 	}
@@ -241,7 +244,13 @@ func (b *Broker) closeListeners() {
 // had its PUBACK written first.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
-		_ = b.server.Close()
+		_ = b.server.Close() // closes the listeners and mochi's clients
+		b.mu.RLock()
+		for c := range b.devices {
+			_ = c.nc.Close()
+		}
+		b.mu.RUnlock()
+		b.connWG.Wait()
 		close(b.stopped)
 		b.workers.Wait()
 	})
@@ -271,7 +280,7 @@ func (b *Broker) Presence(clientID string) (connected bool, since, lastActivity 
 func (b *Broker) ConnectedCount() int {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return len(b.conns)
+	return len(b.conns) + len(b.devices)
 }
 
 // DisconnectDevice closes the connections of a device and of its modules,
@@ -279,23 +288,44 @@ func (b *Broker) ConnectedCount() int {
 func (b *Broker) DisconnectDevice(deviceID string, reason packets.Code) int {
 	b.mu.RLock()
 	var victims []*conn
-	for _, c := range b.conns {
+	for c := range b.devices {
 		if c.deviceID == deviceID {
 			victims = append(victims, c)
 		}
 	}
 	b.mu.RUnlock()
 	for _, c := range victims {
-		b.disconnect(c.cl, reason)
+		c.closeWith(reason)
 	}
 	return len(victims)
 }
 
-// Deliver publishes a message from the hub to the clients subscribed to
-// topic, as a device-bound message is delivered.
-func (b *Broker) Deliver(topic string, payload []byte, qos byte) error {
-	if err := b.server.Publish(topic, payload, false, qos); err != nil {
-		return fmt.Errorf("broker: deliver to %s: %w", topic, err)
+// ErrNotDelivered means no connected client is subscribed to the topic.
+var ErrNotDelivered = errors.New("broker: no connected subscriber")
+
+// Deliver sends a message from the hub to a device (clientID is the device
+// id, or deviceId/moduleId) when it is connected and subscribed to topic.
+func (b *Broker) Deliver(clientID, topic string, payload []byte, qos byte) error {
+	b.mu.RLock()
+	c := b.byID[clientID]
+	b.mu.RUnlock()
+	if c == nil || c.nc == nil {
+		return ErrNotDelivered
+	}
+	granted, ok := c.subscriptionFor(topic)
+	if !ok {
+		return ErrNotDelivered
+	}
+	pk := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: min(qos, granted)},
+		TopicName:   topic,
+		Payload:     payload,
+	}
+	if pk.FixedHeader.Qos > 0 {
+		pk.PacketID = c.nextPacketID()
+	}
+	if err := c.writePacket(pk); err != nil {
+		return fmt.Errorf("broker: deliver to %s: %w", clientID, err)
 	}
 	return nil
 }

@@ -1,12 +1,14 @@
 package broker
 
 import (
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 
+	"github.com/ferry-iot/ferry/internal/session"
 	"github.com/ferry-iot/ferry/internal/stream"
 )
 
@@ -18,10 +20,14 @@ const (
 	identClient                 // an ordinary MQTT client authenticated with an access policy
 )
 
-// conn is the broker's state for one authenticated connection.
+// conn is the broker's state for one authenticated connection: a device on
+// the broker's own lean connection loop (nc set), or a policy client that
+// mochi serves as an ordinary broker (cl set).
 type conn struct {
 	b        *Broker
-	cl       *mqtt.Client
+	cl       *mqtt.Client // mochi's client, for policy clients
+	nc       net.Conn     // the network connection, for devices
+	clientID string
 	kind     identity
 	deviceID string
 	moduleID string
@@ -30,6 +36,18 @@ type conn struct {
 	v5       bool
 
 	lastSeen atomic.Int64 // unix nanoseconds of the last message
+	pid      atomic.Uint32
+
+	// Lean device connections only (see devconn.go).
+	version     byte
+	keepalive   time.Duration
+	clean       bool
+	willTopic   string
+	willPayload []byte
+	deadlineSet time.Time  // owned by the read goroutine
+	wmu         sync.Mutex // one writer at a time
+	subMu       sync.Mutex
+	subs        []session.Subscription // guarded by subMu: granted filters
 
 	// Owned by the client's read goroutine (mochi calls OnPublish from it).
 	msg    stream.Message // reused: Append does not retain the message
@@ -93,10 +111,7 @@ func (c *conn) flush() {
 	c.mu.Unlock()
 
 	if len(buf) > 0 {
-		c.cl.Lock()
-		_, err := c.cl.Net.Conn.Write(buf)
-		c.cl.Unlock()
-		if err != nil && failed == nil {
+		if err := c.writeRaw(buf); err != nil && failed == nil {
 			failed = err
 		}
 	}
@@ -106,8 +121,8 @@ func (c *conn) flush() {
 	}
 	c.mu.Unlock()
 	if failed != nil {
-		c.b.log.Warn("closing connection after a store or write error", "client", c.cl.ID, "error", failed)
-		c.cl.Stop(failed)
+		c.b.log.Warn("closing connection after a store or write error", "client", c.clientID, "error", failed)
+		c.close()
 	}
 }
 
@@ -126,4 +141,13 @@ func (b *Broker) FlushAcks() {
 		b.dirty = list[:0]
 	}
 	b.ackMu.Unlock()
+}
+
+// nextPacketID returns the id for the next device-bound QoS 1 message.
+func (c *conn) nextPacketID() uint16 {
+	id := uint16(c.pid.Add(1))
+	if id == 0 {
+		id = uint16(c.pid.Add(1))
+	}
+	return id
 }

@@ -25,7 +25,7 @@ func (h *hook) ID() string { return "ferry" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnACLCheck,
-		mqtt.OnPacketRead, mqtt.OnPublish, mqtt.OnWill,
+		mqtt.OnPacketRead,
 		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.StoredClients, mqtt.StoredSubscriptions,
 	}, []byte{b})
 }
@@ -34,13 +34,19 @@ func (h *hook) Provides(b byte) bool {
 // answer "bad user name or password", and Ferry also needs "not authorized"
 // (a disabled device), so the CONNACK is sent from here on refusal.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
-	c, code, reason := h.b.authenticateOffStack(cl, pk)
+	c, code, reason := h.b.authenticateOffStack(cl.ID, &pk)
+	if c != nil && c.kind != identClient {
+		// Devices are served by the broker's own connection loop (see
+		// serveConn); one reaching mochi came through an unexpected path.
+		c, code, reason = nil, packets.ErrNotAuthorized, reasonWrongDevice
+	}
 	if c == nil {
 		h.b.cfg.Metrics.authFailure(reason)
 		h.b.log.Info("mqtt connection refused", "client", cl.ID, "remote", cl.Net.Remote, "reason", reason)
 		_ = h.b.server.SendConnack(cl, connackFor(cl, code), false, nil)
 		return code
 	}
+	c.cl = cl
 	h.b.mu.Lock()
 	h.b.conns[cl] = c
 	h.b.byID[cl.ID] = c
@@ -145,21 +151,15 @@ func reservedTopic(t string) bool {
 		strings.HasPrefix(t, "$dps/") || strings.HasPrefix(t, "+/") || strings.HasPrefix(t, "$")
 }
 
-func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	c := h.b.connOf(cl)
-	if c == nil || c.kind == identClient {
-		return pk, nil // inline or ordinary broker traffic
+// disconnect ends a mochi client's connection for a protocol reason: MQTT 5
+// clients get a DISCONNECT with the reason code; MQTT 3.1.1 has no server
+// DISCONNECT, so the connection is closed.
+func (b *Broker) disconnect(cl *mqtt.Client, code packets.Code) {
+	if cl.Properties.ProtocolVersion >= 5 {
+		_ = b.server.DisconnectClient(cl, code)
+		return
 	}
-	return pk, h.b.devicePublish(c, pk)
-}
-
-// OnWill stores a device's will message as telemetry, as Azure does.
-func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
-	c := h.b.connOf(cl)
-	if c != nil && c.kind == identDevice {
-		h.b.storeWill(c, will)
-	}
-	return will, nil
+	cl.Stop(code)
 }
 
 func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
@@ -181,7 +181,9 @@ func (h *hook) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []by
 			return
 		}
 		h.b.sessMu.Lock()
-		h.b.persisted[cl.ID] = true
+		for _, sub := range subs {
+			h.b.persisted[cl.ID] = replaceSub(h.b.persisted[cl.ID], sub)
+		}
 		h.b.sessMu.Unlock()
 	})
 }
@@ -242,7 +244,7 @@ func (h *hook) loadSubs() ([]session.Subscription, error) {
 	}
 	h.b.sessMu.Lock()
 	for _, s := range subs {
-		h.b.persisted[s.ClientID] = true
+		h.b.persisted[s.ClientID] = replaceSub(h.b.persisted[s.ClientID], s)
 	}
 	h.b.sessMu.Unlock()
 	return subs, nil
@@ -255,7 +257,7 @@ func (b *Broker) forgetSession(clientID string) {
 		return
 	}
 	b.sessMu.Lock()
-	had := b.persisted[clientID]
+	had := len(b.persisted[clientID]) > 0
 	delete(b.persisted, clientID)
 	b.sessMu.Unlock()
 	if !had {

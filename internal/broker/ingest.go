@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/ferry-iot/ferry/internal/protocol"
@@ -34,7 +33,7 @@ func (b *Broker) devicePublish(c *conn, pk packets.Packet) error {
 		// then a QoS 1 request still gets its PUBACK, so that SDKs that
 		// publish those at QoS 1 do not stall.
 		if pk.FixedHeader.Qos == 1 {
-			_ = c.cl.WritePacket(puback(pk.PacketID, packets.CodeSuccess))
+			_ = c.writePacket(puback(pk.PacketID, packets.CodeSuccess))
 		}
 		return packets.ErrRejectPacket
 	}
@@ -124,17 +123,17 @@ func (b *Broker) mergeV5(m *stream.Message, pk packets.Packet) {
 // closed as Azure IoT Hub does. QoS 0 messages are dropped. Nothing is stored.
 func (b *Broker) refuse(c *conn, pk packets.Packet, code packets.Code, metric, why string) error {
 	b.cfg.Metrics.refused(metric)
-	b.log.Info("message refused", "client", c.cl.ID, "reason", why)
+	b.log.Info("message refused", "client", c.clientID, "reason", why)
 	if pk.FixedHeader.Qos == 0 {
 		return packets.ErrRejectPacket
 	}
 	if c.v5 {
 		ack := puback(pk.PacketID, packets.Code{Code: code.Code, Reason: why})
 		ack.Properties.ReasonString = why
-		_ = c.cl.WritePacket(ack)
+		_ = c.writePacket(ack)
 		return packets.ErrRejectPacket
 	}
-	b.disconnect(c.cl, packets.Code{Code: code.Code, Reason: why})
+	c.closeWith(packets.Code{Code: code.Code, Reason: why})
 	return packets.Code{Code: code.Code, Reason: why}
 }
 
@@ -148,19 +147,19 @@ func puback(id uint16, code packets.Code) packets.Packet {
 
 // storeWill keeps a device's will message as telemetry with the application
 // property iothub-MessageType=Will (PROTOCOL.md §1.4).
-func (b *Broker) storeWill(c *conn, will mqtt.Will) {
-	t, err := protocol.ParseTopic(will.TopicName)
+func (b *Broker) storeWill(c *conn, topic string, payload []byte) {
+	t, err := protocol.ParseTopic(topic)
 	if err != nil || t.Kind != protocol.TopicTelemetry {
 		return
 	}
 	props, err := protocol.ParsePropertyBagLimit(t.Bag, b.cfg.MaxPropertyBagBytes, b.cfg.MaxProperties)
-	if err != nil || len(will.Payload) > b.cfg.MaxMessageBytes {
+	if err != nil || len(payload) > b.cfg.MaxMessageBytes {
 		return
 	}
 	m := &stream.Message{
 		DeviceID: c.deviceID, ModuleID: c.moduleID, EnqueuedTime: b.cfg.Now(), AuthMethod: c.auth,
 		MessageID: props.MessageID, CorrelationID: props.CorrelationID, ContentType: props.ContentType,
-		ContentEncoding: props.ContentEncoding, MessageType: "Will", Body: will.Payload,
+		ContentEncoding: props.ContentEncoding, MessageType: "Will", Body: payload,
 	}
 	for _, p := range props.App {
 		m.Properties = append(m.Properties, stream.Property{Key: p.Key, Value: p.Value})
@@ -170,7 +169,7 @@ func (b *Broker) storeWill(c *conn, will mqtt.Will) {
 		return
 	}
 	if err := b.cfg.Appender.Append(m, nil, 0); err != nil {
-		b.log.Warn("will message not stored", "client", c.cl.ID, "error", err)
+		b.log.Warn("will message not stored", "client", c.clientID, "error", err)
 	}
 }
 
@@ -187,15 +186,4 @@ func validName(s string) error {
 		}
 	}
 	return nil
-}
-
-// disconnect ends a connection for a protocol reason: MQTT 5 clients get a
-// DISCONNECT with the reason code; MQTT 3.1.1 has no server DISCONNECT, so
-// the connection is closed.
-func (b *Broker) disconnect(cl *mqtt.Client, code packets.Code) {
-	if cl.Properties.ProtocolVersion >= 5 {
-		_ = b.server.DisconnectClient(cl, code)
-		return
-	}
-	cl.Stop(code)
 }

@@ -21,6 +21,7 @@ import (
 // port 0 and ask for the bound address.
 type netListener struct {
 	id     string
+	serve  func(listener string, c net.Conn, establish listeners.EstablishFn)
 	ln     net.Listener
 	log    *slog.Logger
 	closed atomic.Bool
@@ -29,7 +30,7 @@ type netListener struct {
 
 var _ listeners.Listener = (*netListener)(nil)
 
-func listen(id, addr string, tlsConfig *tls.Config) (*netListener, error) {
+func listen(id, addr string, tlsConfig *tls.Config, serve func(string, net.Conn, listeners.EstablishFn)) (*netListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -37,7 +38,7 @@ func listen(id, addr string, tlsConfig *tls.Config) (*netListener, error) {
 	if tlsConfig != nil {
 		ln = tls.NewListener(ln, tlsConfig)
 	}
-	return &netListener{id: id, ln: ln}, nil
+	return &netListener{id: id, ln: ln, serve: serve}, nil
 }
 
 func (l *netListener) Init(log *slog.Logger) error { l.log = log; return nil }
@@ -65,9 +66,10 @@ func (l *netListener) Serve(establish listeners.EstablishFn) {
 	}
 }
 
-// handshake completes a TLS handshake, then serves the connection on a new
-// goroutine: the handshake's deep crypto stack then dies with this goroutine
-// instead of staying with the connection for its whole life.
+// handshake completes a TLS handshake and reads the CONNECT; the connection
+// is then served on a new goroutine, so that the deep stacks of the TLS
+// handshake and the authentication die with this one instead of staying
+// with the connection for its whole life.
 func (l *netListener) handshake(c net.Conn, establish listeners.EstablishFn) {
 	defer l.wg.Done()
 	if tc, ok := c.(*tls.Conn); ok {
@@ -79,13 +81,7 @@ func (l *netListener) handshake(c net.Conn, establish listeners.EstablishFn) {
 		}
 		_ = tc.SetDeadline(time.Time{})
 	}
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		if err := establish(l.id, c); err != nil && !quietClose(err) {
-			l.log.Debug("mqtt connection ended", "listener", l.id, "remote", c.RemoteAddr().String(), "error", err)
-		}
-	}()
+	l.serve(l.id, c, establish)
 }
 
 func (l *netListener) Close(closeClients listeners.CloseFn) {
@@ -105,6 +101,7 @@ func quietClose(err error) bool {
 // port with the REST API as on Azure IoT Hub.
 type wsListener struct {
 	id        string
+	serve     func(listener string, c net.Conn, establish listeners.EstablishFn)
 	log       *slog.Logger
 	establish atomic.Pointer[listeners.EstablishFn]
 	upgrader  websocket.Upgrader
@@ -113,9 +110,10 @@ type wsListener struct {
 
 var _ listeners.Listener = (*wsListener)(nil)
 
-func newWSListener(id string) *wsListener {
+func newWSListener(id string, serve func(string, net.Conn, listeners.EstablishFn)) *wsListener {
 	return &wsListener{
-		id: id,
+		id:    id,
+		serve: serve,
 		upgrader: websocket.Upgrader{
 			Subprotocols:    []string{"mqtt"},
 			ReadBufferSize:  1024,
@@ -150,17 +148,27 @@ func (l *wsListener) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered already
 	}
-	defer c.Close()
-	if err := (*est)(l.id, &wsConn{Conn: c.UnderlyingConn(), c: c}); err != nil && !quietClose(err) {
-		l.log.Debug("mqtt websocket connection ended", "remote", r.RemoteAddr, "error", err)
-	}
+	// The HTTP server's goroutine serves the connection until it ends.
+	done := make(chan struct{})
+	wc := &wsConn{Conn: c.UnderlyingConn(), c: c, done: done}
+	l.serve(l.id, wc, *est)
+	<-done
 }
 
 // wsConn presents a WebSocket as a byte stream. MQTT packets may span frames.
 type wsConn struct {
 	net.Conn
-	c *websocket.Conn
-	r io.Reader // reader of the current frame, nil between frames
+	c    *websocket.Conn
+	r    io.Reader // reader of the current frame, nil between frames
+	done chan struct{}
+	once sync.Once
+}
+
+// Close closes the WebSocket and releases the HTTP handler that waits for it.
+func (ws *wsConn) Close() error {
+	err := ws.c.Close()
+	ws.once.Do(func() { close(ws.done) })
+	return err
 }
 
 func (ws *wsConn) Read(p []byte) (int, error) {

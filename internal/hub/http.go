@@ -3,8 +3,10 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -128,7 +130,13 @@ func (h *Hub) CAFile() string { return h.pki.CAPath }
 // FirstRun reports whether this start created the owner connection string file.
 func (h *Hub) FirstRun() bool { return h.firstRun }
 
-// Deliver publishes a hub-originated message to the devices subscribed to topic.
+// Deliver sends a hub-originated message on a device topic
+// ("devices/{id}/...") to that device, when it is connected and subscribed.
 func (h *Hub) Deliver(topic string, payload []byte, qos byte) error {
-	return h.broker.Deliver(topic, payload, qos)
+	rest, ok := strings.CutPrefix(topic, "devices/")
+	id, _, found := strings.Cut(rest, "/")
+	if !ok || !found || id == "" {
+		return fmt.Errorf("hub: deliver: %q is not a device topic", topic)
+	}
+	return h.broker.Deliver(id, topic, payload, qos)
 }
