@@ -37,6 +37,8 @@ type ConnectResult struct {
 	// PerConnBytes is (ServerRSSAfter-ServerRSSBefore)/Connected, sampled
 	// after the connections sat idle for idleSettle, so that per-connection
 	// buffers the broker releases when a client goes quiet are not counted.
+	// Measure against a freshly started broker: allocators keep freed
+	// memory, so a second run against the same process reads near zero.
 	PerConnBytes float64
 }
 
@@ -77,7 +79,7 @@ func Connect(ctx context.Context, cfg ConnectConfig) (ConnectResult, *Conns, err
 	stopProgress := reportEverySecond(cfg.Progress, func() int { return int(connected.Load() + failed.Load()) })
 	start := time.Now()
 	err := forEach(ctx, len(cfg.Devices), cfg.Concurrency, func(ctx context.Context, i int) error {
-		conn, err := dialDevice(ctx, cfg.Addr, cfg.TLS, cfg.Devices[i])
+		conn, err := dialDevice(ctx, cfg.Addr, cfg.TLS, cfg.Devices[i], i)
 		if err != nil {
 			failed.Add(1)
 			errOnce.Do(func() { firstErr = err })

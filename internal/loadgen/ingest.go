@@ -171,7 +171,7 @@ func dialPublishers(ctx context.Context, r *run, cfg IngestConfig) ([]*pubConn, 
 		if err != nil {
 			return err
 		}
-		conn, err := dialDevice(ctx, cfg.Addr, cfg.TLS, dev)
+		conn, err := dialDevice(ctx, cfg.Addr, cfg.TLS, dev, i)
 		if err != nil {
 			return err
 		}
