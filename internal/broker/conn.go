@@ -9,7 +9,6 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 
 	"github.com/ferry-iot/ferry/internal/session"
-	"github.com/ferry-iot/ferry/internal/stream"
 )
 
 // identity is what a connection authenticated as.
@@ -50,9 +49,8 @@ type conn struct {
 	subs        []session.Subscription // guarded by subMu: granted filters
 
 	// Owned by the client's read goroutine (mochi calls OnPublish from it).
-	msg    stream.Message // reused: Append does not retain the message
-	inflow chan struct{}  // semaphore of QoS 1 messages waiting for durability; nil until first use
-	denied int            // ACL refusals logged so far
+	inflow chan struct{} // semaphore of QoS 1 messages waiting for durability; nil until first use
+	denied int           // ACL refusals logged so far
 
 	mu      sync.Mutex
 	acks    []byte // guarded by mu: encoded PUBACKs waiting for the next flush

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -9,6 +10,10 @@ import (
 	"github.com/ferry-iot/ferry/internal/protocol"
 	"github.com/ferry-iot/ferry/internal/stream"
 )
+
+// messages recycles the Message each publish fills: Append does not retain
+// it, and a pool instead of one per connection keeps idle connections small.
+var messages = sync.Pool{New: func() any { return new(stream.Message) }}
 
 // Application properties that choose where a message is stored.
 const (
@@ -48,7 +53,8 @@ func (b *Broker) ingest(c *conn, pk packets.Packet, t protocol.Topic) error {
 	if err != nil {
 		return b.refuse(c, pk, packets.ErrTopicNameInvalid, "bad_properties", err.Error())
 	}
-	m := &c.msg
+	m := messages.Get().(*stream.Message)
+	defer func() { m.Body = nil; messages.Put(m) }()
 	*m = stream.Message{Properties: m.Properties[:0]}
 	m.DeviceID, m.ModuleID = c.deviceID, c.moduleID
 	m.EnqueuedTime = time.Unix(0, c.lastSeen.Load())
