@@ -28,7 +28,7 @@ func (c *conn) readLoop() {
 		graceful bool
 		err      error
 	)
-	for err == nil {
+	for err == nil && !graceful {
 		c.refreshDeadline()
 		var n int
 		n, err = c.nc.Read(small[:])
