@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -17,6 +18,8 @@ import (
 var errProtocol = errors.New("broker: protocol violation")
 
 // readLoop reads and handles the device's packets until the connection ends.
+// Decoded packets point into the read buffer, which is reused: a handler
+// that keeps a string or a slice past its return must copy it.
 // While the device is idle it blocks on a read into a few bytes of its own;
 // the bytes that follow are read into a pooled buffer, which goes back to
 // the pool once every complete packet in it has been handled.
@@ -208,7 +211,8 @@ func (c *conn) subscribe(pk *packets.Packet) error {
 			continue
 		}
 		codes[i] = min(f.Qos, 1)
-		keep = append(keep, session.Subscription{ClientID: c.clientID, Filter: f.Filter, QoS: codes[i]})
+		// The decoded filter points into the pooled read buffer: copy what is kept.
+		keep = append(keep, session.Subscription{ClientID: c.clientID, Filter: strings.Clone(f.Filter), QoS: codes[i]})
 	}
 	c.subMu.Lock()
 	for _, s := range keep {
@@ -258,7 +262,7 @@ func (c *conn) unsubscribe(pk *packets.Packet) error {
 				break
 			}
 		}
-		filters = append(filters, f.Filter)
+		filters = append(filters, strings.Clone(f.Filter)) // kept past the pooled read buffer
 	}
 	c.subMu.Unlock()
 	if !c.clean && c.b.cfg.Sessions != nil {

@@ -222,3 +222,29 @@ func grep(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestSubscriptionSurvivesTraffic: the hub reuses read buffers, so a kept
+// subscription must not point into one (a device-bound message would then
+// match a filter overwritten by later telemetry).
+func TestSubscriptionSurvivesTraffic(t *testing.T) {
+	h := hubtest.Start(t)
+	dev := h.CreateDevice(t, "dev-a")
+	c := connect(t, h, dev, 4)
+	defer c.Disconnect()
+	if granted, err := c.Subscribe("devices/dev-a/messages/devicebound/#"); err != nil || granted[0] != 1 {
+		t.Fatalf("subscribe: %v %v", granted, err)
+	}
+	for i := 0; i < 50; i++ {
+		topic := "devices/dev-a/messages/events/%24.ct=application%2Fjson&filler=" + strings.Repeat("x", i*7)
+		if code, err := c.Publish(topic, bytes.Repeat([]byte{'y'}, 100+i*13), 1, false); err != nil || code != 0 {
+			t.Fatalf("publish %d: 0x%02x %v", i, code, err)
+		}
+	}
+	if err := h.Deliver("devices/dev-a/messages/devicebound/%24.mid=1", []byte("c2d"), 1); err != nil {
+		t.Fatal(err)
+	}
+	pk, err := c.Next(5 * time.Second)
+	if err != nil || string(pk.Payload) != "c2d" {
+		t.Fatalf("device-bound message: %q %v", pk.Payload, err)
+	}
+}
