@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"time"
 
@@ -67,6 +69,10 @@ var defaultCodes = map[fault.Kind]struct {
 }
 
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if fault.As(err) == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		// The client went away, or the hub is shutting down and ended the request.
+		err = &fault.Error{Kind: fault.Unavailable, Msg: "the request was cancelled (client gone or hub shutting down)", Err: err}
+	}
 	kind := fault.KindOf(err)
 	code := defaultCodes[kind]
 	if e := fault.As(err); e != nil && e.Code != "" {

@@ -40,7 +40,7 @@ Flags:
 func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, serveUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(stderr, serveUsage); printFlags(stderr, fs) }
 	var (
 		cfg       hub.Config
 		hosts     stringList
@@ -56,8 +56,10 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.BoolVar(&cfg.HTTPPlain, "http-plain", false, "serve --http without TLS (behind a TLS-terminating proxy)")
 	fs.DurationVar(&cfg.SyncInterval, "sync-interval", 0, "disk sync interval with --durability process (default 2m)")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", "", "expose the embedded NATS server on this address (default: in-process only)")
+	fs.DurationVar(&cfg.MaxTokenLifetime, "max-token-lifetime", 0, "refuse device SAS tokens that expire further ahead than this, as not yet valid (0: no bound)")
 	fs.DurationVar(&cfg.Linger, "linger", 0, "longest wait to gather messages into one durable write (default 1ms)")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", 256*1024, "largest telemetry body accepted (Azure: 256 KiB)")
+	fs.IntVar(&cfg.MaxPropertyBagBytes, "max-property-bag-bytes", 8*1024, "largest telemetry property bag (the topic's part after messages/events/)")
 	fs.IntVar(&cfg.MaxInflight, "max-inflight", 1024, "QoS 1 messages per connection awaiting durability before the hub stops reading it")
 	pprofAddr := fs.String("pprof", "", "serve Go's pprof profiles on this loopback `ADDRESS` (e.g. 127.0.0.1:6060) for diagnosis")
 	if err := fs.Parse(args); err != nil {

@@ -42,7 +42,9 @@ type Config struct {
 
 	Linger          time.Duration // group commit linger (default: the stream writer's)
 	MaxMessageBytes int           // telemetry body limit (default 256 KiB)
-	MaxInflight     int           // per-connection QoS 1 messages awaiting durability (default 1024)
+	// MaxPropertyBagBytes bounds a telemetry topic's property bag (default 8 KiB).
+	MaxPropertyBagBytes int
+	MaxInflight         int // per-connection QoS 1 messages awaiting durability (default 1024)
 	// MaxTokenLifetime refuses device SAS tokens that expire further ahead
 	// than this as not yet valid (default 0: any expiry in the future).
 	MaxTokenLifetime time.Duration

@@ -38,8 +38,11 @@ func (h *Hub) listenHTTP() error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(h.promReg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", h.readyz)
+	base, cancel := context.WithCancel(context.Background())
+	h.cancelHTTP = cancel
 	h.http = &http.Server{
 		Handler:           mux,
+		BaseContext:       func(net.Listener) context.Context { return base },
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          nil,
 	}

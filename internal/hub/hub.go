@@ -55,6 +55,7 @@ type Hub struct {
 	promReg  *prometheus.Registry
 
 	ready       chan struct{}
+	cancelHTTP  context.CancelFunc // cancels every request's context at shutdown, ending long polls
 	stopOnce    sync.Once
 	stopErr     error
 	unsubscribe func()
@@ -236,6 +237,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		var errs []error
 		if h.unsubscribe != nil {
 			h.unsubscribe()
+		}
+		if h.cancelHTTP != nil {
+			h.cancelHTTP() // ends long polls, which Shutdown would otherwise wait out
 		}
 		if h.http != nil {
 			errs = append(errs, h.http.Shutdown(ctx))
