@@ -108,13 +108,24 @@ func readConnect(r io.Reader, maxSize uint32) ([]byte, packets.Packet, error) {
 		return nil, pk, err
 	}
 	pk.FixedHeader.Remaining = n
-	if err := pk.ConnectDecode(raw[1+lenBytes:]); err != nil {
+	if err := decodeConnect(&pk, raw[1+lenBytes:]); err != nil {
 		return nil, pk, err
 	}
 	if code := pk.ConnectValidate(); code != packets.CodeSuccess {
 		return nil, pk, code
 	}
 	return raw, pk, nil
+}
+
+// decodeConnect decodes a CONNECT body; a panic in the codec on malformed
+// input (see decodeBody) becomes an error.
+func decodeConnect(pk *packets.Packet, body []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: malformed CONNECT", errProtocol)
+		}
+	}()
+	return pk.ConnectDecode(body)
 }
 
 // acceptDevice authenticates a device's CONNECT, answers it, and registers

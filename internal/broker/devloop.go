@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -112,27 +113,41 @@ func (c *conn) parse(buf []byte) (int, *packets.Packet, error) {
 	}
 	pk.FixedHeader.Remaining = rem
 	body := buf[1+hl : total]
-	var err error
-	switch pk.FixedHeader.Type {
-	case packets.Publish:
-		err = pk.PublishDecode(body)
-	case packets.Puback:
-		err = pk.PubackDecode(body)
-	case packets.Subscribe:
-		err = pk.SubscribeDecode(body)
-	case packets.Unsubscribe:
-		err = pk.UnsubscribeDecode(body)
-	case packets.Pingreq, packets.Disconnect:
-		if pk.FixedHeader.Type == packets.Disconnect && len(body) > 0 {
-			err = pk.DisconnectDecode(body)
-		}
-	default:
-		err = errProtocol
-	}
+	err := decodeBody(pk, body)
 	if err != nil {
 		return 0, nil, err
 	}
 	return total, pk, nil
+}
+
+// decodeBody decodes a packet's body with mochi's codec. The codec can
+// panic on some malformed input (an index out of range in SubscribeDecode,
+// found by FuzzParsePacket), and one hostile device must not take the hub
+// down: a panic here is a protocol error that ends that connection.
+func decodeBody(pk *packets.Packet, body []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: malformed %s packet", errProtocol, packets.PacketNames[pk.FixedHeader.Type])
+		}
+	}()
+	switch pk.FixedHeader.Type {
+	case packets.Publish:
+		return pk.PublishDecode(body)
+	case packets.Puback:
+		return pk.PubackDecode(body)
+	case packets.Subscribe:
+		return pk.SubscribeDecode(body)
+	case packets.Unsubscribe:
+		return pk.UnsubscribeDecode(body)
+	case packets.Pingreq:
+		return nil
+	case packets.Disconnect:
+		if len(body) > 0 {
+			return pk.DisconnectDecode(body)
+		}
+		return nil
+	}
+	return errProtocol
 }
 
 // remainingLength decodes MQTT's variable byte integer.
