@@ -44,6 +44,14 @@ func (b *Broker) serveConn(listener string, nc net.Conn, establish listeners.Est
 	}
 	_ = nc.SetReadDeadline(time.Time{})
 	if isPolicyClient(&pk) {
+		// mochi's codec can panic on malformed packets and mochi does not
+		// recover; its deferred clean-up still runs as the panic unwinds.
+		defer func() {
+			if r := recover(); r != nil {
+				b.log.Warn("mqtt client sent a malformed packet", "client", pk.Connect.ClientIdentifier, "panic", fmt.Sprint(r))
+				_ = nc.Close()
+			}
+		}()
 		if err := establish(listener, &replayConn{Conn: nc, pending: raw}); err != nil && !quietClose(err) {
 			b.log.Debug("mqtt connection ended", "listener", listener, "error", err)
 		}

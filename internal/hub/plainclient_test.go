@@ -57,3 +57,36 @@ func TestPolicyClientsUseHubAsBroker(t *testing.T) {
 	// Nothing of this is telemetry.
 	assertStored(t, h, 0)
 }
+
+// TestMalformedPacketsDoNotCrashTheHub: a SUBSCRIBE body that makes the MQTT
+// codec index out of range (found by fuzzing) ends only that connection,
+// whether it comes from a device or from a policy client.
+func TestMalformedPacketsDoNotCrashTheHub(t *testing.T) {
+	t.Parallel()
+	h := hubtest.Start(t)
+	dev := h.CreateDevice(t, "dev-1")
+	host := h.DeviceHost()
+	token := protocol.SignSAS(policyKey(t, h, "service"), host, time.Now().Add(time.Hour), "service")
+	bad := []byte{0x82, 0x06, '0', '0', 0x00, 0x00, 0x01, '0'}
+	for _, o := range []hubtest.ConnectOptions{
+		{ClientID: dev.ID, Username: dev.Username(), Password: dev.Token(time.Hour), Version: 5},
+		{ClientID: "plain", Username: host + "/plain/?api-version=2021-04-12", Password: token, Version: 5, Clean: true},
+	} {
+		c, code, err := hubtest.Dial(h.MQTTAddr("tls").String(), h.TLSConfig(), o)
+		if err != nil || code != 0 {
+			t.Fatalf("%s: connect 0x%02x %v", o.ClientID, code, err)
+		}
+		if err := c.WriteRaw(bad); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitClosed(5 * time.Second); err != nil {
+			t.Fatalf("%s: %v", o.ClientID, err)
+		}
+	}
+	// The hub still serves.
+	c := connect(t, h, dev, 4)
+	defer c.Disconnect()
+	if code, err := c.Publish("devices/dev-1/messages/events/", []byte("alive"), 1, false); err != nil || code != 0 {
+		t.Fatalf("publish after the malformed packets: 0x%02x %v", code, err)
+	}
+}

@@ -308,3 +308,11 @@ func (c *Conn) Disconnect() {
 
 // Close closes the network connection.
 func (c *Conn) Close() { _ = c.nc.Close() }
+
+// WriteRaw writes bytes as they are, for tests of malformed input.
+func (c *Conn) WriteRaw(p []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.nc.Write(p)
+	return err
+}
