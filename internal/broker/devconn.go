@@ -144,12 +144,12 @@ func (b *Broker) acceptDevice(nc net.Conn, pk *packets.Packet) *conn {
 	if c == nil {
 		b.cfg.Metrics.authFailure(reason)
 		b.log.Info("mqtt connection refused", "client", clientID, "remote", nc.RemoteAddr().String(), "reason", reason)
-		_ = writeConnack(nc, pk.ProtocolVersion, code, false)
+		_ = writeConnack(nc, pk.ProtocolVersion, code, false, 0)
 		_ = nc.Close()
 		return nil
 	}
 	if c.kind != identDevice {
-		_ = writeConnack(nc, pk.ProtocolVersion, packets.ErrNotAuthorized, false)
+		_ = writeConnack(nc, pk.ProtocolVersion, packets.ErrNotAuthorized, false, 0)
 		_ = nc.Close()
 		return nil
 	}
@@ -181,7 +181,7 @@ func (b *Broker) acceptDevice(nc net.Conn, pk *packets.Packet) *conn {
 		b.sessMu.Unlock()
 		present = len(c.subs) > 0
 	}
-	if err := writeConnack(nc, c.version, packets.CodeSuccess, present); err != nil {
+	if err := writeConnack(nc, c.version, packets.CodeSuccess, present, uint16(min(b.cfg.MaxInflight, 65535))); err != nil {
 		b.dropDevice(c)
 		_ = nc.Close()
 		return nil
@@ -191,8 +191,9 @@ func (b *Broker) acceptDevice(nc net.Conn, pk *packets.Packet) *conn {
 }
 
 // writeConnack answers a CONNECT; refusals get MQTT 3.1.1's return codes
-// for 3.1.1 clients.
-func writeConnack(w io.Writer, version byte, code packets.Code, present bool) error {
+// for 3.1.1 clients. MQTT 5 clients learn how many QoS 1 messages they may
+// have waiting for durability (receiveMax) before the hub stops reading.
+func writeConnack(w io.Writer, version byte, code packets.Code, present bool, receiveMax uint16) error {
 	if version < 5 {
 		switch code.Code {
 		case packets.ErrBadUsernameOrPassword.Code:
@@ -219,6 +220,7 @@ func writeConnack(w io.Writer, version byte, code packets.Code, present bool) er
 		if code.Code >= 0x80 {
 			pk.Properties.ReasonString = code.Reason
 		}
+		pk.Properties.ReceiveMaximum = receiveMax
 	}
 	var buf bytes.Buffer
 	if err := pk.ConnackEncode(&buf); err != nil {
