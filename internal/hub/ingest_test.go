@@ -248,3 +248,29 @@ func TestSubscriptionSurvivesTraffic(t *testing.T) {
 		t.Fatalf("device-bound message: %q %v", pk.Payload, err)
 	}
 }
+
+// TestResentMessageStoredOnce: a device that resends a message after a
+// reconnect (its PUBACK was lost) gets a PUBACK, and the stream keeps one copy.
+func TestResentMessageStoredOnce(t *testing.T) {
+	h := hubtest.Start(t)
+	dev := h.CreateDevice(t, "dev-a")
+	topic := "devices/dev-a/messages/events/%24.mid=once-1"
+	for i := 0; i < 2; i++ {
+		c := connect(t, h, dev, 4)
+		if code, err := c.Publish(topic, []byte("reading"), 1, false); err != nil || code != 0 {
+			t.Fatalf("publish %d: 0x%02x %v", i, code, err)
+		}
+		c.Close()
+	}
+	// Another device may use the same message id.
+	other := h.CreateDevice(t, "dev-b")
+	c := connect(t, h, other, 4)
+	defer c.Disconnect()
+	if code, err := c.Publish("devices/dev-b/messages/events/%24.mid=once-1", []byte("reading"), 1, false); err != nil || code != 0 {
+		t.Fatalf("publish: 0x%02x %v", code, err)
+	}
+	msgs := assertStored(t, h, 2)
+	if msgs[0].DeviceID != "dev-a" || msgs[1].DeviceID != "dev-b" {
+		t.Fatalf("stored %s and %s", msgs[0].DeviceID, msgs[1].DeviceID)
+	}
+}
