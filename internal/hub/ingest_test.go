@@ -274,3 +274,18 @@ func TestResentMessageStoredOnce(t *testing.T) {
 		t.Fatalf("stored %s and %s", msgs[0].DeviceID, msgs[1].DeviceID)
 	}
 }
+
+func TestPropertyBagLimit(t *testing.T) {
+	h := hubtest.Start(t, func(c *hubConfig) { c.MaxPropertyBagBytes = 64 })
+	dev := h.CreateDevice(t, "dev-a")
+	c := connect(t, h, dev, 5)
+	defer c.Disconnect()
+	long := "devices/dev-a/messages/events/note=" + strings.Repeat("z", 80)
+	if code, err := c.Publish(long, []byte("x"), 1, false); err != nil || code < 0x80 {
+		t.Fatalf("publish with an 85-byte bag and a 64-byte limit: 0x%02x %v, want a refusal", code, err)
+	}
+	if code, err := c.Publish("devices/dev-a/messages/events/note=short", []byte("x"), 1, false); err != nil || code != 0 {
+		t.Fatalf("publish with a short bag: 0x%02x %v", code, err)
+	}
+	assertStored(t, h, 1)
+}
