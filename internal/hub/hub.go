@@ -143,18 +143,19 @@ func (h *Hub) startBroker() error {
 	m := broker.NewMetrics(h.promReg)
 	var err error
 	h.broker, err = broker.New(broker.Config{
-		TCP:              addr(h.cfg.MQTTAddr),
-		TLS:              addr(h.cfg.MQTTSAddr),
-		TLSConfig:        tlsCfg,
-		Credentials:      h.registry,
-		Appender:         h.writer,
-		Sessions:         h.db,
-		Metrics:          m,
-		Logger:           h.log.With("component", "broker"),
-		MaxMessageBytes:  h.cfg.MaxMessageBytes,
-		MaxInflight:      h.cfg.MaxInflight,
-		MaxTokenLifetime: h.cfg.MaxTokenLifetime,
-		Now:              h.cfg.Now,
+		TCP:                 addr(h.cfg.MQTTAddr),
+		TLS:                 addr(h.cfg.MQTTSAddr),
+		TLSConfig:           tlsCfg,
+		Credentials:         h.registry,
+		Appender:            h.writer,
+		Sessions:            h.db,
+		Metrics:             m,
+		Logger:              h.log.With("component", "broker"),
+		MaxMessageBytes:     h.cfg.MaxMessageBytes,
+		MaxPropertyBagBytes: h.cfg.MaxPropertyBagBytes,
+		MaxInflight:         h.cfg.MaxInflight,
+		MaxTokenLifetime:    h.cfg.MaxTokenLifetime,
+		Now:                 h.cfg.Now,
 	})
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
