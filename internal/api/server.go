@@ -48,6 +48,7 @@ type Config struct {
 	Registry Registry
 	Presence Presence
 	Streams  Streams
+	Methods  Invoker        // direct methods; nil answers 503
 	Info     func() HubInfo // the hub's facts for GET /api/v1/hub
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -79,6 +80,8 @@ func NewHandler(cfg Config) *Handler {
 		h.route(prefix+"/devices/{id}", "GET", registry.RegistryRead, h.getDevice)
 		h.route(prefix+"/devices/{id}", "PUT", registry.RegistryWrite, h.putDevice)
 		h.route(prefix+"/devices/{id}", "DELETE", registry.RegistryWrite, h.deleteDevice)
+		h.route(prefix+"/twins/{id}/methods", "POST", registry.ServiceConnect, h.invokeMethod)
+		h.route(prefix+"/twins/{id}/modules/{mid}/methods", "POST", registry.ServiceConnect, h.invokeMethod)
 	}
 	h.route("/api/v1/hub", "GET", "", h.hubInfo)
 	h.route("/api/v1/streams", "GET", registry.ServiceConnect, h.listStreams)

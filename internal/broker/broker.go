@@ -46,6 +46,12 @@ type Appender interface {
 	Append(m *stream.Message, a stream.Acker, token uint64) error
 }
 
+// MethodResponses takes a device's answer to a direct method call.
+// method.Service satisfies it.
+type MethodResponses interface {
+	HandleResponse(clientID, rid string, status int, payload []byte) bool
+}
+
 // Config configures a Broker. The zero value of every limit means Azure IoT
 // Hub's default.
 type Config struct {
@@ -56,11 +62,12 @@ type Config struct {
 	// TLSConfig is used by the TLS listener (and must be set when TLS is).
 	TLSConfig *tls.Config
 
-	Credentials Credentials   // device keys and access policies
-	Appender    Appender      // durable telemetry writer
-	Sessions    session.Store // persistent subscriptions; nil keeps them in memory only
-	Metrics     *Metrics      // optional; nil disables metrics
-	Logger      *slog.Logger  // nil discards logs
+	Credentials Credentials     // device keys and access policies
+	Appender    Appender        // durable telemetry writer
+	Sessions    session.Store   // persistent subscriptions; nil keeps them in memory only
+	Methods     MethodResponses // takes devices' direct-method answers; nil drops them
+	Metrics     *Metrics        // optional; nil disables metrics
+	Logger      *slog.Logger    // nil discards logs
 
 	// MaxMessageBytes bounds a telemetry body (default 262144, Azure's 256 KB).
 	MaxMessageBytes int
@@ -328,4 +335,26 @@ func (b *Broker) Deliver(clientID, topic string, payload []byte, qos byte) error
 		return fmt.Errorf("broker: deliver to %s: %w", clientID, err)
 	}
 	return nil
+}
+
+// methodsProbe is a topic a subscription to direct methods matches.
+const methodsProbe = "$iothub/methods/POST/m/?$rid=1"
+
+// MethodsReady reports whether a device is connected and subscribed to
+// direct methods.
+func (b *Broker) MethodsReady(clientID string) bool {
+	b.mu.RLock()
+	c := b.byID[clientID]
+	b.mu.RUnlock()
+	if c == nil || c.nc == nil {
+		return false
+	}
+	_, ok := c.subscriptionFor(methodsProbe)
+	return ok
+}
+
+// PublishToDevice sends a QoS 0 message to a connected device that is
+// subscribed to topic (method requests are QoS 0, as on Azure).
+func (b *Broker) PublishToDevice(clientID, topic string, payload []byte) error {
+	return b.Deliver(clientID, topic, payload, 0)
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 	"time"
@@ -33,6 +34,18 @@ func (b *Broker) devicePublish(c *conn, pk packets.Packet) error {
 	switch t.Kind {
 	case protocol.TopicTelemetry:
 		return b.ingest(c, pk, t)
+	case protocol.TopicMethodResponse:
+		if b.cfg.Methods != nil {
+			// The payload points into the reused read buffer: the waiting
+			// call keeps it, so it gets a copy.
+			if !b.cfg.Methods.HandleResponse(c.clientID, t.RID, t.Status, bytes.Clone(pk.Payload)) {
+				b.log.Info("method response for no waiting call", "client", c.clientID, "rid", t.RID)
+			}
+		}
+		if pk.FixedHeader.Qos == 1 {
+			_ = c.writePacket(puback(pk.PacketID, packets.CodeSuccess))
+		}
+		return packets.ErrRejectPacket
 	default:
 		// Twin and method traffic is answered by later capabilities; until
 		// then a QoS 1 request still gets its PUBACK, so that SDKs that

@@ -16,6 +16,7 @@ Commands:
   serve      run the hub (MQTT for devices, the REST API, metrics)
   device     manage device identities: create, list, show, update, delete,
              connection-string, sas-token
+  invoke     call a direct method on a device and print its answer
   monitor    print device-to-cloud messages as they arrive
   bench      measure the hub under load: telemetry ingest, connection storms
   version    print ferry's version

@@ -28,6 +28,7 @@ func (h *Hub) listenHTTP() error {
 		Registry: h.registry,
 		Presence: h.broker,
 		Streams:  h.streams,
+		Methods:  h.methods,
 		Info:     h.info,
 		Logger:   h.log.With("component", "api"),
 		Now:      h.cfg.Now,

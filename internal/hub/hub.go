@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/ferry-iot/ferry/internal/broker"
+	"github.com/ferry-iot/ferry/internal/method"
 	"github.com/ferry-iot/ferry/internal/natsd"
 	"github.com/ferry-iot/ferry/internal/pki"
 	"github.com/ferry-iot/ferry/internal/protocol"
@@ -47,6 +48,7 @@ type Hub struct {
 	writer   *stream.Writer
 	streams  *stream.Store
 	broker   *broker.Broker
+	methods  *method.Service
 	http     *http.Server
 	httpLn   net.Listener
 	pki      *pki.Result
@@ -141,6 +143,7 @@ func (h *Hub) startBroker() error {
 		return s
 	}
 	m := broker.NewMetrics(h.promReg)
+	h.methods = method.New()
 	var err error
 	h.broker, err = broker.New(broker.Config{
 		TCP:                 addr(h.cfg.MQTTAddr),
@@ -149,6 +152,7 @@ func (h *Hub) startBroker() error {
 		Credentials:         h.registry,
 		Appender:            h.writer,
 		Sessions:            h.db,
+		Methods:             h.methods,
 		Metrics:             m,
 		Logger:              h.log.With("component", "broker"),
 		MaxMessageBytes:     h.cfg.MaxMessageBytes,
@@ -160,6 +164,7 @@ func (h *Hub) startBroker() error {
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
+	h.methods.SetTransport(h.broker)
 	m.Bind(h.promReg, h.broker)
 	h.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// A disabled or deleted device loses its connections at once.
