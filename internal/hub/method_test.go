@@ -21,7 +21,7 @@ import (
 // answerMethods makes c answer every method call: status 200 and the
 // request's payload echoed inside {"method":..., "echo":...}; the method
 // "slow" is never answered.
-func answerMethods(t *testing.T, c *hubtest.Conn) {
+func answerMethods(t testing.TB, c *hubtest.Conn) {
 	t.Helper()
 	if granted, err := c.Subscribe("$iothub/methods/POST/#"); err != nil || granted[0] > 1 {
 		t.Fatalf("subscribe to methods: %v %v", granted, err)
