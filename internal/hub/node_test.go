@@ -147,6 +147,23 @@ func TestNodeSDKs(t *testing.T) {
 		t.Errorf("sendEvent result %+v, want MessageEnqueued", dev.SDK)
 	}
 
+	// Direct methods: azure-iothub invokes, azure-iot-device answers.
+	t0 = time.Now()
+	var meth struct {
+		OK       bool              `json:"ok"`
+		Failures []string          `json:"failures"`
+		Calls    []json.RawMessage `json:"calls"`
+	}
+	runNode(t, nodeBin, nodeDir, "methods.js", append(baseEnv,
+		"FERRY_OWNER_CS="+owner,
+		"FERRY_DEVICE_CS="+svc.KeepDeviceCS,
+		"FERRY_CA="+caFile,
+	), &meth)
+	t.Logf("methods.js: %d calls, %s", len(meth.Calls), time.Since(t0).Round(time.Millisecond))
+	if !meth.OK || len(meth.Failures) > 0 || len(meth.Calls) != 3 {
+		t.Fatalf("methods.js failed: %q", meth.Failures)
+	}
+
 	// 3. What the hub stored, read over REST.
 	var msgs []api.Message
 	deadline := time.Now().Add(10 * time.Second)
