@@ -46,7 +46,12 @@ const (
 var compareOps = [...]string{"=", "!=", "<", "<=", ">", ">="}
 
 // String returns the operator as written in a canonical query.
-func (o CompareOp) String() string { return compareOps[o] }
+func (o CompareOp) String() string {
+	if o < 0 || int(o) >= len(compareOps) {
+		return "?"
+	}
+	return compareOps[o]
+}
 
 // Compare is Field Op Value.
 type Compare struct {
@@ -82,7 +87,12 @@ var funcNames = [...]string{"IS_DEFINED", "IS_NULL", "IS_STRING", "IS_NUMBER", "
 	"IS_OBJECT", "IS_ARRAY", "STARTS_WITH", "ENDS_WITH"}
 
 // String returns the function's name.
-func (f Func) String() string { return funcNames[f] }
+func (f Func) String() string {
+	if f < 0 || int(f) >= len(funcNames) {
+		return "?"
+	}
+	return funcNames[f]
+}
 
 // takesString reports whether the function takes a string second argument.
 func (f Func) takesString() bool { return f == StartsWith || f == EndsWith }
