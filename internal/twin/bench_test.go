@@ -1,0 +1,45 @@
+package twin_test
+
+import (
+	"fmt"
+	"testing"
+)
+
+// BenchmarkPatchReported applies reported patches round-robin over 1,000
+// devices in a real SQLite file, one transaction per patch, from as many
+// goroutines as GOMAXPROCS (-cpu), the way device connections would.
+func BenchmarkPatchReported(b *testing.B) {
+	const devices = 1000
+	ids := make([]string, devices)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("dev-%04d", i)
+	}
+	e := newEnv(b, ids...)
+	ctx := b.Context()
+	patches := make([][]byte, 16)
+	for i := range patches {
+		patches[i] = fmt.Appendf(nil, `{"temperature":{"value":%d.5,"ac":200,"av":3},"fw":"1.2.%d","$version":1}`, 20+i, i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var n int64
+	var mu = make(chan struct{}, 1)
+	mu <- struct{}{}
+	next := func() int64 {
+		<-mu
+		n++
+		v := n
+		mu <- struct{}{}
+		return v
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next()
+			if _, err := e.svc.PatchReported(ctx, ids[i%devices], "", patches[i%int64(len(patches))]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "patches/s")
+}
