@@ -35,12 +35,18 @@ func TestHistoryAndAsOf(t *testing.T) {
 		snaps = append(snaps, snap{tw.UpdatedAt, render(tw)})
 	}
 	steps := []func() error{
-		func() error { _, err := e.svc.PatchReported(ctx, "d1", "m1", []byte(`{"a":{"b":1,"c":[1,2]}}`)); return err },
+		func() error {
+			_, err := e.svc.PatchReported(ctx, "d1", "m1", []byte(`{"a":{"b":1,"c":[1,2]}}`))
+			return err
+		},
 		func() error {
 			_, _, err := e.svc.PatchDesired(ctx, "d1", "m1", []byte(`{"tags":{"s":"A"},"properties":{"desired":{"x":{"y":1}}}}`), "")
 			return err
 		},
-		func() error { _, err := e.svc.PatchReported(ctx, "d1", "m1", []byte(`{"a":{"b":null,"d":"e"}}`)); return err },
+		func() error {
+			_, err := e.svc.PatchReported(ctx, "d1", "m1", []byte(`{"a":{"b":null,"d":"e"}}`))
+			return err
+		},
 		func() error {
 			_, _, err := e.svc.Replace(ctx, "d1", "m1", []byte(`{"tags":{"s":"B"},"properties":{"desired":{"x":{"z":2}}}}`), "")
 			return err
