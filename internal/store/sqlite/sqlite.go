@@ -56,6 +56,7 @@ type DB struct {
 	// costs more than running these point queries.
 	getDevice          *sql.Stmt // on r
 	setConnectionState *sql.Stmt // on w
+	twin               twinStmts // on w
 
 	closeOnce sync.Once
 	closeErr  error
@@ -130,7 +131,10 @@ func (db *DB) prepare(ctx context.Context) error {
 	}
 	db.setConnectionState, err = db.w.PrepareContext(ctx, `UPDATE devices SET connection_state = ?,
 		connection_state_updated_at = ?, last_activity_at = ? WHERE id = ?`)
-	return err
+	if err != nil {
+		return err
+	}
+	return db.prepareTwin(ctx)
 }
 
 // Close closes the database. Later calls return the first call's result.
@@ -141,6 +145,7 @@ func (db *DB) Close() error {
 				st.Close()
 			}
 		}
+		db.twin.close()
 		var rerr error
 		if db.r != db.w {
 			rerr = db.r.Close()

@@ -55,7 +55,7 @@ func (db *DB) updateTwin(ctx context.Context, deviceID, moduleID string, fn func
 		return err
 	}
 	defer tx.Rollback()
-	t, exists, err := readTwin(ctx, tx, deviceID, moduleID)
+	t, exists, err := readTwin(ctx, tx, tx.StmtContext(ctx, db.twin.read), deviceID, moduleID)
 	if err != nil {
 		return err
 	}
@@ -68,9 +68,7 @@ func (db *DB) updateTwin(ctx context.Context, deviceID, moduleID string, fn func
 		string(t.Reported.Doc), string(t.Reported.Metadata), t.Reported.Version,
 		formatTime(t.UpdatedAt), deviceID, moduleID}
 	if exists {
-		_, err = tx.ExecContext(ctx, `UPDATE twins SET etag = ?, version = ?, tags = ?, tags_version = ?,
-			desired = ?, desired_meta = ?, desired_version = ?, reported = ?, reported_meta = ?,
-			reported_version = ?, updated_at = ? WHERE device_id = ? AND module_id = ?`, args...)
+		_, err = tx.StmtContext(ctx, db.twin.update).ExecContext(ctx, args...)
 	} else {
 		_, err = tx.ExecContext(ctx, `INSERT INTO twins (`+twinColumns+`, device_id, module_id)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
@@ -79,9 +77,7 @@ func (db *DB) updateTwin(ctx context.Context, deviceID, moduleID string, fn func
 		return err
 	}
 	for _, c := range cs {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO twin_history
-			(device_id, module_id, twin_version, side, version, at, source, patch)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.StmtContext(ctx, db.twin.history).ExecContext(ctx,
 			deviceID, moduleID, c.TwinVersion, string(c.Side), c.Version, formatTime(c.Time), c.Source, string(c.Patch)); err != nil {
 			return err
 		}
@@ -89,11 +85,10 @@ func (db *DB) updateTwin(ctx context.Context, deviceID, moduleID string, fn func
 	return tx.Commit()
 }
 
-// readTwin reads a twin inside tx, or Empty when the device has none yet.
-func readTwin(ctx context.Context, tx *sql.Tx, deviceID, moduleID string) (t *twin.Twin, exists bool, err error) {
+// readTwin reads a twin inside tx with read (twinStmts.read), or Empty when the device has none yet.
+func readTwin(ctx context.Context, tx *sql.Tx, read *sql.Stmt, deviceID, moduleID string) (t *twin.Twin, exists bool, err error) {
 	var n nullTwin
-	err = tx.QueryRowContext(ctx, `SELECT `+twinColumns+` FROM twins WHERE device_id = ? AND module_id = ?`,
-		deviceID, moduleID).Scan(n.dests()...)
+	err = read.QueryRowContext(ctx, deviceID, moduleID).Scan(n.dests()...)
 	if err == nil {
 		t, err = n.twin(deviceID, moduleID)
 		return t, true, err
