@@ -147,6 +147,7 @@ type request struct {
 	query   url.Values // api-version is added
 	header  http.Header
 	body    any           // marshalled as JSON when not nil
+	raw     []byte        // sent as is when body is nil and raw is not (Content-Type from header)
 	wait    time.Duration // the long-poll wait the hub may take before answering
 	out     any           // the JSON success body is decoded into it when not nil
 	outHead func(http.Header)
@@ -167,6 +168,8 @@ func (c *Client) do(ctx context.Context, r request) error {
 			return fmt.Errorf("api: encode %s %s: %w", r.method, r.path, err)
 		}
 		body = bytes.NewReader(b)
+	} else if r.raw != nil {
+		body = bytes.NewReader(r.raw)
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout+r.wait)
 	defer cancel()
@@ -180,7 +183,7 @@ func (c *Client) do(ctx context.Context, r request) error {
 	req.Header.Set("Authorization", c.token())
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
-	if body != nil {
+	if r.body != nil {
 		req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	}
 	resp, err := c.http.Do(req)

@@ -49,6 +49,7 @@ type Config struct {
 	Presence Presence
 	Streams  Streams
 	Methods  Invoker        // direct methods; nil answers 503
+	C2D      C2D            // cloud-to-device queue
 	Info     func() HubInfo // the hub's facts for GET /api/v1/hub
 	Logger   *slog.Logger
 	Now      func() time.Time
@@ -81,9 +82,13 @@ func NewHandler(cfg Config) *Handler {
 		h.route(prefix+"/devices/{id}", "PUT", registry.RegistryWrite, h.putDevice)
 		h.route(prefix+"/devices/{id}", "DELETE", registry.RegistryWrite, h.deleteDevice)
 		h.route(prefix+"/twins/{id}/methods", "POST", registry.ServiceConnect, h.invokeMethod)
+		h.route(prefix+"/devices/{id}/messages/deviceBound", "POST", registry.ServiceConnect, h.sendC2D)
+		h.route(prefix+"/devices/{id}/messages/deviceBound", "GET", registry.ServiceConnect, h.pendingC2D)
+		h.route(prefix+"/devices/{id}/commands", "DELETE", registry.ServiceConnect, h.purgeC2D)
 		h.route(prefix+"/twins/{id}/modules/{mid}/methods", "POST", registry.ServiceConnect, h.invokeMethod)
 	}
 	h.route("/api/v1/hub", "GET", "", h.hubInfo)
+	h.route("/api/v1/c2d/feedback", "GET", registry.ServiceConnect, h.readFeedback)
 	h.route("/api/v1/streams", "GET", registry.ServiceConnect, h.listStreams)
 	h.route("/api/v1/streams/{stream}/messages", "GET", registry.ServiceConnect, h.readStream)
 	h.route("/api/v1/consumergroups/{cg}/streams/{stream}/messages", "GET", registry.ServiceConnect, h.readConsumerGroup)

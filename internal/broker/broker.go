@@ -52,6 +52,14 @@ type MethodResponses interface {
 	HandleResponse(clientID, rid string, status int, payload []byte) bool
 }
 
+// C2DEvents is told what the cloud-to-device queue needs to know: a device
+// can take messages, acknowledged one, or went away. c2d.Service satisfies it.
+type C2DEvents interface {
+	Ready(deviceID string)
+	Acked(deviceID string, packetID uint16)
+	Gone(deviceID string)
+}
+
 // Config configures a Broker. The zero value of every limit means Azure IoT
 // Hub's default.
 type Config struct {
@@ -66,6 +74,7 @@ type Config struct {
 	Appender    Appender        // durable telemetry writer
 	Sessions    session.Store   // persistent subscriptions; nil keeps them in memory only
 	Methods     MethodResponses // takes devices' direct-method answers; nil drops them
+	C2D         C2DEvents       // cloud-to-device queue; nil when there is none
 	Metrics     *Metrics        // optional; nil disables metrics
 	Logger      *slog.Logger    // nil discards logs
 
@@ -313,15 +322,21 @@ var ErrNotDelivered = errors.New("broker: no connected subscriber")
 // Deliver sends a message from the hub to a device (clientID is the device
 // id, or deviceId/moduleId) when it is connected and subscribed to topic.
 func (b *Broker) Deliver(clientID, topic string, payload []byte, qos byte) error {
+	_, err := b.send(clientID, topic, payload, qos)
+	return err
+}
+
+// send delivers and returns the packet id of a QoS 1 message.
+func (b *Broker) send(clientID, topic string, payload []byte, qos byte) (uint16, error) {
 	b.mu.RLock()
 	c := b.byID[clientID]
 	b.mu.RUnlock()
 	if c == nil || c.nc == nil {
-		return ErrNotDelivered
+		return 0, ErrNotDelivered
 	}
 	granted, ok := c.subscriptionFor(topic)
 	if !ok {
-		return ErrNotDelivered
+		return 0, ErrNotDelivered
 	}
 	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: min(qos, granted)},
@@ -332,10 +347,30 @@ func (b *Broker) Deliver(clientID, topic string, payload []byte, qos byte) error
 		pk.PacketID = c.nextPacketID()
 	}
 	if err := c.writePacket(pk); err != nil {
-		return fmt.Errorf("broker: deliver to %s: %w", clientID, err)
+		return 0, fmt.Errorf("broker: deliver to %s: %w", clientID, err)
 	}
-	return nil
+	return pk.PacketID, nil
 }
+
+// C2DReady reports whether a device is connected and subscribed to its
+// device-bound topic.
+func (b *Broker) C2DReady(deviceID string) bool {
+	b.mu.RLock()
+	c := b.byID[deviceID]
+	b.mu.RUnlock()
+	if c == nil || c.nc == nil {
+		return false
+	}
+	_, ok := c.subscriptionFor(c2dProbe(deviceID))
+	return ok
+}
+
+// SendC2D delivers a cloud-to-device message at QoS 1.
+func (b *Broker) SendC2D(deviceID, topic string, payload []byte) (uint16, error) {
+	return b.send(deviceID, topic, payload, 1)
+}
+
+func c2dProbe(deviceID string) string { return "devices/" + deviceID + "/messages/devicebound/x" }
 
 // methodsProbe is a topic a subscription to direct methods matches.
 const methodsProbe = "$iothub/methods/POST/m/?$rid=1"

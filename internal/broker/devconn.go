@@ -168,6 +168,11 @@ func (b *Broker) acceptDevice(nc net.Conn, pk *packets.Packet) *conn {
 	b.mu.Unlock()
 	if old != nil {
 		old.closeWith(packets.ErrSessionTakenOver) // Azure: the newer connection wins
+		if b.cfg.C2D != nil && c.moduleID == "" {
+			// What was in flight on the old connection is delivered again on
+			// this one (the old one's own end no longer speaks for the device).
+			b.cfg.C2D.Gone(c.deviceID)
+		}
 	}
 
 	present := false
@@ -187,6 +192,9 @@ func (b *Broker) acceptDevice(nc net.Conn, pk *packets.Packet) *conn {
 		return nil
 	}
 	b.cfg.Metrics.connected()
+	if present && b.cfg.C2D != nil && c.moduleID == "" {
+		b.cfg.C2D.Ready(c.deviceID) // a restored subscription may have messages waiting
+	}
 	return c
 }
 
@@ -230,16 +238,19 @@ func writeConnack(w io.Writer, version byte, code packets.Code, present bool, re
 	return err
 }
 
-// dropDevice unregisters a device connection.
-func (b *Broker) dropDevice(c *conn) bool {
+// dropDevice unregisters a device connection. It reports whether the
+// connection was registered, and whether it was the client's current one
+// (not one a newer connection had taken over).
+func (b *Broker) dropDevice(c *conn) (registered, current bool) {
 	b.mu.Lock()
-	_, ok := b.devices[c]
+	_, registered = b.devices[c]
 	delete(b.devices, c)
 	if b.byID[c.clientID] == c {
 		delete(b.byID, c.clientID)
+		current = true
 	}
 	b.mu.Unlock()
-	return ok
+	return registered, current
 }
 
 // replayConn hands mochi a connection whose CONNECT was read already.

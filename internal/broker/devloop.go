@@ -190,7 +190,10 @@ func (c *conn) handle(pk *packets.Packet) (graceful bool, err error) {
 		}
 		return false, nil
 	case packets.Puback:
-		return false, nil // a device-bound QoS 1 message arrived
+		if b.cfg.C2D != nil && c.moduleID == "" {
+			b.cfg.C2D.Acked(c.deviceID, pk.PacketID) // a device-bound message arrived
+		}
+		return false, nil
 	case packets.Subscribe:
 		return false, c.subscribe(pk)
 	case packets.Unsubscribe:
@@ -247,11 +250,20 @@ func (c *conn) subscribe(pk *packets.Packet) error {
 			c.b.sessMu.Unlock()
 		})
 	}
-	return c.writePacket(packets.Packet{
+	err := c.writePacket(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Suback},
 		PacketID:    pk.PacketID,
 		ReasonCodes: codes,
 	})
+	if err == nil && c.b.cfg.C2D != nil && c.moduleID == "" {
+		for _, s := range keep {
+			if topicMatch(s.Filter, c2dProbe(c.deviceID)) {
+				c.b.cfg.C2D.Ready(c.deviceID)
+				break
+			}
+		}
+	}
+	return err
 }
 
 func replaceSub(list []session.Subscription, s session.Subscription) []session.Subscription {
@@ -327,8 +339,12 @@ func (c *conn) refreshDeadline() {
 func (c *conn) finish(graceful bool, err error) {
 	b := c.b
 	_ = c.nc.Close()
-	if b.dropDevice(c) {
+	registered, current := b.dropDevice(c)
+	if registered {
 		b.cfg.Metrics.disconnected()
+	}
+	if current && b.cfg.C2D != nil && c.moduleID == "" {
+		b.cfg.C2D.Gone(c.deviceID)
 	}
 	if !graceful && c.willTopic != "" {
 		b.storeWill(c, c.willTopic, c.willPayload)

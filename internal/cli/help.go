@@ -17,6 +17,7 @@ Commands:
   device     manage device identities: create, list, show, update, delete,
              connection-string, sas-token
   invoke     call a direct method on a device and print its answer
+  c2d        send cloud-to-device messages: send, pending, purge, feedback
   monitor    print device-to-cloud messages as they arrive
   bench      measure the hub under load: telemetry ingest, connection storms
   version    print ferry's version

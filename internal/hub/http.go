@@ -29,6 +29,7 @@ func (h *Hub) listenHTTP() error {
 		Presence: h.broker,
 		Streams:  h.streams,
 		Methods:  h.methods,
+		C2D:      h.c2d,
 		Info:     h.info,
 		Logger:   h.log.With("component", "api"),
 		Now:      h.cfg.Now,

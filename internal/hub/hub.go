@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/ferry-iot/ferry/internal/broker"
+	"github.com/ferry-iot/ferry/internal/c2d"
 	"github.com/ferry-iot/ferry/internal/method"
 	"github.com/ferry-iot/ferry/internal/natsd"
 	"github.com/ferry-iot/ferry/internal/pki"
@@ -49,6 +50,7 @@ type Hub struct {
 	streams  *stream.Store
 	broker   *broker.Broker
 	methods  *method.Service
+	c2d      *c2d.Service
 	http     *http.Server
 	httpLn   net.Listener
 	pki      *pki.Result
@@ -128,6 +130,9 @@ func (h *Hub) startStreams(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
+	if h.c2d, err = c2d.New(ctx, js, c2d.Config{Logger: h.log.With("component", "c2d"), Now: h.cfg.Now}); err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
 	if h.streams, err = stream.NewStore(ctx, js, stream.StoreConfig{Logger: h.log.With("component", "stream")}); err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
@@ -153,6 +158,7 @@ func (h *Hub) startBroker() error {
 		Appender:            h.writer,
 		Sessions:            h.db,
 		Methods:             h.methods,
+		C2D:                 h.c2d,
 		Metrics:             m,
 		Logger:              h.log.With("component", "broker"),
 		MaxMessageBytes:     h.cfg.MaxMessageBytes,
@@ -165,6 +171,7 @@ func (h *Hub) startBroker() error {
 		return fmt.Errorf("hub: %w", err)
 	}
 	h.methods.SetTransport(h.broker)
+	h.c2d.SetTransport(h.broker)
 	m.Bind(h.promReg, h.broker)
 	h.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// A disabled or deleted device loses its connections at once.

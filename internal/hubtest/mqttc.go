@@ -24,6 +24,8 @@ type Conn struct {
 	nextID  uint16
 	err     error
 	done    chan struct{}
+
+	manualAck bool
 }
 
 // ConnectOptions describe a CONNECT.
@@ -34,6 +36,8 @@ type ConnectOptions struct {
 	Keepalive                    uint16
 	WillTopic                    string
 	WillPayload                  []byte
+	// ManualAck leaves QoS 1 messages from the hub unacknowledged until Ack.
+	ManualAck bool
 }
 
 // Dial connects and sends CONNECT; it returns the connection and the CONNACK
@@ -61,7 +65,7 @@ func Handshake(nc net.Conn, o ConnectOptions) (*Conn, byte, error) {
 	if o.Keepalive == 0 {
 		o.Keepalive = 60
 	}
-	c := &Conn{nc: nc, version: o.Version, in: make(chan packets.Packet, 1024), done: make(chan struct{})}
+	c := &Conn{nc: nc, version: o.Version, in: make(chan packets.Packet, 1024), done: make(chan struct{}), manualAck: o.ManualAck}
 	pk := packets.Packet{
 		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
 		ProtocolVersion: o.Version,
@@ -156,7 +160,7 @@ func (c *Conn) readLoop(r *bufio.Reader) {
 			c.mu.Unlock()
 			return
 		}
-		if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 1 {
+		if pk.FixedHeader.Type == packets.Publish && pk.FixedHeader.Qos == 1 && !c.manualAck {
 			_ = c.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
 		}
 		c.in <- pk
@@ -315,4 +319,9 @@ func (c *Conn) WriteRaw(p []byte) error {
 	defer c.mu.Unlock()
 	_, err := c.nc.Write(p)
 	return err
+}
+
+// Ack acknowledges a QoS 1 message (with ConnectOptions.ManualAck).
+func (c *Conn) Ack(packetID uint16) error {
+	return c.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: packetID})
 }
