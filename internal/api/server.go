@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferry-iot/ferry/internal/registry"
 	"github.com/ferry-iot/ferry/internal/stream"
+	"github.com/ferry-iot/ferry/internal/twin"
 )
 
 // Registry is what the API needs of the device registry.
@@ -48,11 +49,15 @@ type Config struct {
 	Registry Registry
 	Presence Presence
 	Streams  Streams
-	Methods  Invoker        // direct methods; nil answers 503
-	C2D      C2D            // cloud-to-device queue
-	Info     func() HubInfo // the hub's facts for GET /api/v1/hub
-	Logger   *slog.Logger
-	Now      func() time.Time
+	Methods  Invoker // direct methods; nil answers 503
+	C2D      C2D     // cloud-to-device queue
+	Twins    Twins   // device twins
+	// OnDesired is called after a service change of desired properties,
+	// to push the change to the device (client id "dev" or "dev/module").
+	OnDesired func(clientID string, ch twin.DesiredChange)
+	Info      func() HubInfo // the hub's facts for GET /api/v1/hub
+	Logger    *slog.Logger
+	Now       func() time.Time
 	// MaxWait bounds the long-poll wait of stream reads (default 60s).
 	MaxWait time.Duration
 }
@@ -82,12 +87,19 @@ func NewHandler(cfg Config) *Handler {
 		h.route(prefix+"/devices/{id}", "PUT", registry.RegistryWrite, h.putDevice)
 		h.route(prefix+"/devices/{id}", "DELETE", registry.RegistryWrite, h.deleteDevice)
 		h.route(prefix+"/twins/{id}/methods", "POST", registry.ServiceConnect, h.invokeMethod)
+		for _, tp := range []string{"/twins/{id}", "/twins/{id}/modules/{mid}"} {
+			h.route(prefix+tp, "GET", registry.RegistryRead, h.getTwin)
+			h.route(prefix+tp, "PATCH", registry.ServiceConnect, h.patchTwin)
+			h.route(prefix+tp, "PUT", registry.ServiceConnect, h.patchTwin)
+		}
 		h.route(prefix+"/devices/{id}/messages/deviceBound", "POST", registry.ServiceConnect, h.sendC2D)
 		h.route(prefix+"/devices/{id}/messages/deviceBound", "GET", registry.ServiceConnect, h.pendingC2D)
 		h.route(prefix+"/devices/{id}/commands", "DELETE", registry.ServiceConnect, h.purgeC2D)
 		h.route(prefix+"/twins/{id}/modules/{mid}/methods", "POST", registry.ServiceConnect, h.invokeMethod)
 	}
 	h.route("/api/v1/hub", "GET", "", h.hubInfo)
+	h.route("/api/v1/twins/{id}/history", "GET", registry.RegistryRead, h.twinHistory)
+	h.route("/api/v1/twins/{id}/modules/{mid}/history", "GET", registry.RegistryRead, h.twinHistory)
 	h.route("/api/v1/c2d/feedback", "GET", registry.ServiceConnect, h.readFeedback)
 	h.route("/api/v1/streams", "GET", registry.ServiceConnect, h.listStreams)
 	h.route("/api/v1/streams/{stream}/messages", "GET", registry.ServiceConnect, h.readStream)

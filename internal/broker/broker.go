@@ -75,6 +75,7 @@ type Config struct {
 	Sessions    session.Store   // persistent subscriptions; nil keeps them in memory only
 	Methods     MethodResponses // takes devices' direct-method answers; nil drops them
 	C2D         C2DEvents       // cloud-to-device queue; nil when there is none
+	Twins       Twins           // device twins; nil answers twin requests with 503
 	Metrics     *Metrics        // optional; nil disables metrics
 	Logger      *slog.Logger    // nil discards logs
 

@@ -34,6 +34,8 @@ func (b *Broker) devicePublish(c *conn, pk packets.Packet) error {
 	switch t.Kind {
 	case protocol.TopicTelemetry:
 		return b.ingest(c, pk, t)
+	case protocol.TopicTwinGet, protocol.TopicTwinPatchReported:
+		return b.twinRequest(c, pk, t)
 	case protocol.TopicMethodResponse:
 		if b.cfg.Methods != nil {
 			// The payload points into the reused read buffer: the waiting

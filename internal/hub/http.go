@@ -25,14 +25,16 @@ func (h *Hub) listenHTTP() error {
 	h.httpLn = ln
 	mux := http.NewServeMux()
 	apiHandler := api.NewHandler(api.Config{
-		Registry: h.registry,
-		Presence: h.broker,
-		Streams:  h.streams,
-		Methods:  h.methods,
-		C2D:      h.c2d,
-		Info:     h.info,
-		Logger:   h.log.With("component", "api"),
-		Now:      h.cfg.Now,
+		Registry:  h.registry,
+		Presence:  h.broker,
+		Streams:   h.streams,
+		Methods:   h.methods,
+		C2D:       h.c2d,
+		Twins:     h.twins,
+		OnDesired: h.pushDesired,
+		Info:      h.info,
+		Logger:    h.log.With("component", "api"),
+		Now:       h.cfg.Now,
 	})
 	mux.Handle("/", apiHandler)
 	mux.Handle("/$iothub/websocket", h.broker.WebSocketHandler())

@@ -31,6 +31,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/registry"
 	"github.com/ferry-iot/ferry/internal/store/sqlite"
 	"github.com/ferry-iot/ferry/internal/stream"
+	"github.com/ferry-iot/ferry/internal/twin"
 )
 
 // OwnerFile is the file in the data dir that holds the owner connection string.
@@ -51,6 +52,7 @@ type Hub struct {
 	broker   *broker.Broker
 	methods  *method.Service
 	c2d      *c2d.Service
+	twins    *twin.Service
 	http     *http.Server
 	httpLn   net.Listener
 	pki      *pki.Result
@@ -85,6 +87,7 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 	h.registry = registry.NewService(h.db, registry.Options{Logger: h.log.With("component", "registry"), Now: cfg.Now})
+	h.twins = twin.NewService(h.db, twin.Options{Now: cfg.Now})
 	if err := h.ensureOwner(ctx); err != nil {
 		return nil, err
 	}
@@ -159,6 +162,7 @@ func (h *Hub) startBroker() error {
 		Sessions:            h.db,
 		Methods:             h.methods,
 		C2D:                 h.c2d,
+		Twins:               deviceTwins{h.twins},
 		Metrics:             m,
 		Logger:              h.log.With("component", "broker"),
 		MaxMessageBytes:     h.cfg.MaxMessageBytes,

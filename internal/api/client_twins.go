@@ -1,0 +1,31 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+)
+
+// GetTwin returns a device's twin JSON (Azure's shape).
+func (c *Client) GetTwin(ctx context.Context, deviceID string) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := c.do(ctx, request{method: http.MethodGet, path: "/twins/" + url.PathEscape(deviceID), out: &out})
+	return out, err
+}
+
+// PatchTwin applies {"tags":{...},"properties":{"desired":{...}}} as a merge
+// patch when etag matches ("" or "*": unconditionally) and returns the twin.
+func (c *Client) PatchTwin(ctx context.Context, deviceID string, patch []byte, etag string) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := c.do(ctx, request{method: http.MethodPatch, path: "/twins/" + url.PathEscape(deviceID),
+		body: json.RawMessage(patch), header: ifMatchHeader(etag), out: &out})
+	return out, err
+}
+
+// TwinHistory returns the recorded changes of a device's twin.
+func (c *Client) TwinHistory(ctx context.Context, deviceID string) ([]TwinChange, error) {
+	var out []TwinChange
+	err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/twins/" + url.PathEscape(deviceID) + "/history", out: &out})
+	return out, err
+}
