@@ -16,6 +16,7 @@ Commands:
   serve      run the hub (MQTT for devices, the REST API, metrics)
   device     manage device identities: create, list, show, update, delete,
              connection-string, sas-token
+  twin       read and change device twins: show, update, history
   invoke     call a direct method on a device and print its answer
   c2d        send cloud-to-device messages: send, pending, purge, feedback
   monitor    print device-to-cloud messages as they arrive

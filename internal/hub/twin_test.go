@@ -9,6 +9,7 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/ferry-iot/ferry/internal/cli"
 	"github.com/ferry-iot/ferry/internal/fault"
 	"github.com/ferry-iot/ferry/internal/hubtest"
 	"github.com/ferry-iot/ferry/internal/protocol"
@@ -126,4 +127,34 @@ func getTwin(t *testing.T, h *hubtest.Hub, id string) map[string]any {
 		t.Fatal(err)
 	}
 	return m
+}
+
+func TestTwinCommands(t *testing.T) {
+	t.Parallel()
+	h := hubtest.Start(t)
+	dev := h.CreateDevice(t, "twin-cli")
+	run := func(args ...string) (int, string) {
+		var out, errb strings.Builder
+		code := cli.Main(context.Background(), append(args, "--hub", h.OwnerConnectionString(), "--ca", h.CAFile()), &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	if code, out := run("twin", "update", dev.ID, "--desired", `{"targetTemperature":21}`, "--tags", `{"site":"A"}`); code != 0 || !strings.Contains(out, `"targetTemperature": 21`) {
+		t.Fatalf("twin update: %d %s", code, out)
+	}
+	if code, out := run("twin", "show", dev.ID); code != 0 || !strings.Contains(out, `"site": "A"`) {
+		t.Fatalf("twin show: %d %s", code, out)
+	}
+	if code, out := run("twin", "history", dev.ID); code != 0 || !strings.Contains(out, "desired") || !strings.Contains(out, "tags") {
+		t.Fatalf("twin history: %d %s", code, out)
+	}
+	if code, _ := run("twin", "update", dev.ID, "--desired", `{"a":1}`, "--etag", "stale"); code != 5 {
+		t.Fatalf("twin update with a stale etag: exit %d, want 5", code)
+	}
+	if code, _ := run("twin", "update", dev.ID, "--desired", `{bad`); code != 2 {
+		t.Fatalf("twin update with bad JSON: exit %d, want 2", code)
+	}
+	deep := strings.Repeat(`{"a":`, 12) + "1" + strings.Repeat("}", 12)
+	if code, out := run("twin", "update", dev.ID, "--desired", deep); code != 1 || !strings.Contains(out, "deeper") {
+		t.Fatalf("twin update too deep: exit %d, %s", code, out)
+	}
 }
