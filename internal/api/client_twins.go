@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 )
 
 // GetTwin returns a device's twin JSON (Azure's shape).
@@ -28,4 +29,21 @@ func (c *Client) TwinHistory(ctx context.Context, deviceID string) ([]TwinChange
 	var out []TwinChange
 	err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/twins/" + url.PathEscape(deviceID) + "/history", out: &out})
 	return out, err
+}
+
+// Query runs a query (SELECT ... FROM devices ...) and returns one page of
+// results and the token of the next page ("" when there is none).
+func (c *Client) Query(ctx context.Context, text string, maxItems int, continuation string) ([]json.RawMessage, string, error) {
+	h := http.Header{}
+	if maxItems > 0 {
+		h.Set(maxItemCountHdr, strconv.Itoa(maxItems))
+	}
+	if continuation != "" {
+		h.Set(continuationHdr, continuation)
+	}
+	var out []json.RawMessage
+	var next string
+	err := c.do(ctx, request{method: http.MethodPost, path: "/devices/query", body: QueryRequest{Query: text},
+		header: h, out: &out, outHead: func(hd http.Header) { next = hd.Get(continuationHdr) }})
+	return out, next, err
 }

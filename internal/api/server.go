@@ -52,6 +52,7 @@ type Config struct {
 	Methods  Invoker // direct methods; nil answers 503
 	C2D      C2D     // cloud-to-device queue
 	Twins    Twins   // device twins
+	Query    Querier // the query language over twins
 	// OnDesired is called after a service change of desired properties,
 	// to push the change to the device (client id "dev" or "dev/module").
 	OnDesired func(clientID string, ch twin.DesiredChange)
@@ -83,6 +84,7 @@ func NewHandler(cfg Config) *Handler {
 	for _, prefix := range []string{"", "/api/v1"} {
 		h.route(prefix+"/devices", "GET", registry.RegistryRead, h.listDevices)
 		h.route(prefix+"/devices/", "GET", registry.RegistryRead, h.listDevices)
+		h.route(prefix+"/devices/query", "POST", registry.RegistryRead, h.runQuery)
 		h.route(prefix+"/devices/{id}", "GET", registry.RegistryRead, h.getDevice)
 		h.route(prefix+"/devices/{id}", "PUT", registry.RegistryWrite, h.putDevice)
 		h.route(prefix+"/devices/{id}", "DELETE", registry.RegistryWrite, h.deleteDevice)

@@ -17,6 +17,7 @@ Commands:
   device     manage device identities: create, list, show, update, delete,
              connection-string, sas-token
   twin       read and change device twins: show, update, history
+  query      query device twins: ferry query "SELECT * FROM devices WHERE ..."
   invoke     call a direct method on a device and print its answer
   c2d        send cloud-to-device messages: send, pending, purge, feedback
   monitor    print device-to-cloud messages as they arrive

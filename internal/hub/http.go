@@ -31,6 +31,7 @@ func (h *Hub) listenHTTP() error {
 		Methods:   h.methods,
 		C2D:       h.c2d,
 		Twins:     h.twins,
+		Query:     queries{h.db},
 		OnDesired: h.pushDesired,
 		Info:      h.info,
 		Logger:    h.log.With("component", "api"),

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/ferry-iot/ferry/internal/protocol"
+	"github.com/ferry-iot/ferry/internal/query"
 	"github.com/ferry-iot/ferry/internal/twin"
 )
 
@@ -27,4 +28,11 @@ func (d deviceTwins) PatchReported(ctx context.Context, deviceID, moduleID strin
 // with its next twin GET, which the SDKs do on every connect.
 func (h *Hub) pushDesired(clientID string, ch twin.DesiredChange) {
 	_ = h.broker.Deliver(clientID, protocol.DesiredPatchTopic(ch.Version), ch.Body(), 0)
+}
+
+// queries runs the query language against the hub's database.
+type queries struct{ db query.Querier }
+
+func (q queries) Run(ctx context.Context, text string, page query.Page) (query.Result, error) {
+	return query.Run(ctx, q.db, text, page)
 }
