@@ -164,6 +164,23 @@ func TestNodeSDKs(t *testing.T) {
 		t.Fatalf("methods.js failed: %q", meth.Failures)
 	}
 
+	// Twins and queries: azure-iothub's Registry and the device SDK's Twin.
+	t0 = time.Now()
+	var tw struct {
+		OK       bool              `json:"ok"`
+		Failures []string          `json:"failures"`
+		Steps    []json.RawMessage `json:"steps"`
+	}
+	runNode(t, nodeBin, nodeDir, "twins.js", append(baseEnv,
+		"FERRY_OWNER_CS="+owner,
+		"FERRY_DEVICE_CS="+svc.KeepDeviceCS,
+		"FERRY_CA="+caFile,
+	), &tw)
+	t.Logf("twins.js: %d steps, %s", len(tw.Steps), time.Since(t0).Round(time.Millisecond))
+	if !tw.OK || len(tw.Failures) > 0 {
+		t.Fatalf("twins.js failed: %q", tw.Failures)
+	}
+
 	// 3. What the hub stored, read over REST.
 	var msgs []api.Message
 	deadline := time.Now().Add(10 * time.Second)
