@@ -76,8 +76,11 @@ type Config struct {
 	Methods     MethodResponses // takes devices' direct-method answers; nil drops them
 	C2D         C2DEvents       // cloud-to-device queue; nil when there is none
 	Twins       Twins           // device twins; nil answers twin requests with 503
-	Metrics     *Metrics        // optional; nil disables metrics
-	Logger      *slog.Logger    // nil discards logs
+	// OnPresence is told when a device (or module, "dev/mod") connects or
+	// disconnects. It must not block: the hub batches these into the registry.
+	OnPresence func(clientID string, connected bool, at time.Time)
+	Metrics    *Metrics     // optional; nil disables metrics
+	Logger     *slog.Logger // nil discards logs
 
 	// MaxMessageBytes bounds a telemetry body (default 262144, Azure's 256 KB).
 	MaxMessageBytes int

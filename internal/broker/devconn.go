@@ -192,6 +192,9 @@ func (b *Broker) acceptDevice(nc net.Conn, pk *packets.Packet) *conn {
 		return nil
 	}
 	b.cfg.Metrics.connected()
+	if b.cfg.OnPresence != nil {
+		b.cfg.OnPresence(clientID, true, c.since)
+	}
 	if present && b.cfg.C2D != nil && c.moduleID == "" {
 		b.cfg.C2D.Ready(c.deviceID) // a restored subscription may have messages waiting
 	}

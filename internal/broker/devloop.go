@@ -346,6 +346,9 @@ func (c *conn) finish(graceful bool, err error) {
 	if current && b.cfg.C2D != nil && c.moduleID == "" {
 		b.cfg.C2D.Gone(c.deviceID)
 	}
+	if current && b.cfg.OnPresence != nil {
+		b.cfg.OnPresence(c.clientID, false, b.cfg.Now())
+	}
 	if !graceful && c.willTopic != "" {
 		b.storeWill(c, c.willTopic, c.willPayload)
 	}

@@ -43,22 +43,24 @@ type Hub struct {
 	log     *slog.Logger
 	started time.Time
 
-	db       *sqlite.DB
-	registry *registry.Service
-	nats     *natsd.Server
-	nc       *nats.Conn
-	writer   *stream.Writer
-	streams  *stream.Store
-	broker   *broker.Broker
-	methods  *method.Service
-	c2d      *c2d.Service
-	twins    *twin.Service
-	http     *http.Server
-	httpLn   net.Listener
-	pki      *pki.Result
-	owner    string // owner connection string
-	firstRun bool
-	promReg  *prometheus.Registry
+	db              *sqlite.DB
+	registry        *registry.Service
+	nats            *natsd.Server
+	nc              *nats.Conn
+	writer          *stream.Writer
+	streams         *stream.Store
+	broker          *broker.Broker
+	methods         *method.Service
+	c2d             *c2d.Service
+	twins           *twin.Service
+	presence        *presence
+	presenceRunning bool
+	http            *http.Server
+	httpLn          net.Listener
+	pki             *pki.Result
+	owner           string // owner connection string
+	firstRun        bool
+	promReg         *prometheus.Registry
 
 	ready       chan struct{}
 	cancelHTTP  context.CancelFunc // cancels every request's context at shutdown, ending long polls
@@ -88,6 +90,10 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	}
 	h.registry = registry.NewService(h.db, registry.Options{Logger: h.log.With("component", "registry"), Now: cfg.Now})
 	h.twins = twin.NewService(h.db, twin.Options{Now: cfg.Now})
+	if err := h.db.ResetConnectionStates(ctx, cfg.Now()); err != nil {
+		return nil, fmt.Errorf("hub: %w", err)
+	}
+	h.presence = newPresence(h.db, h.log.With("component", "presence"))
 	if err := h.ensureOwner(ctx); err != nil {
 		return nil, err
 	}
@@ -163,6 +169,7 @@ func (h *Hub) startBroker() error {
 		Methods:             h.methods,
 		C2D:                 h.c2d,
 		Twins:               deviceTwins{h.twins},
+		OnPresence:          h.presence.record,
 		Metrics:             m,
 		Logger:              h.log.With("component", "broker"),
 		MaxMessageBytes:     h.cfg.MaxMessageBytes,
@@ -230,6 +237,8 @@ func (h *Hub) Start() error {
 	if err := h.broker.Start(); err != nil {
 		return err
 	}
+	go h.presence.run()
+	h.presenceRunning = true
 	go h.serveHTTP()
 	close(h.ready)
 	return nil
@@ -268,6 +277,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		}
 		if h.broker != nil {
 			errs = append(errs, h.broker.Close())
+		}
+		if h.presenceRunning {
+			h.presence.close() // after the broker: its last disconnects are recorded
 		}
 		if h.streams != nil {
 			h.streams.Close()

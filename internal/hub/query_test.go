@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-iot/ferry/internal/cli"
 	"github.com/ferry-iot/ferry/internal/fault"
@@ -89,4 +90,40 @@ func TestTwinQueries(t *testing.T) {
 	if got := ids("SELECT * FROM devices"); len(got) != 4 {
 		t.Fatalf("after the injection attempt: %v", got)
 	}
+}
+
+// TestQueryConnectionState: connects and disconnects reach the registry
+// (batched, within about a second), so queries on connectionState see them.
+func TestQueryConnectionState(t *testing.T) {
+	t.Parallel()
+	h := hubtest.Start(t)
+	dev := h.CreateDevice(t, "online-1")
+	h.CreateDevice(t, "offline-1")
+	c := connect(t, h, dev, 4)
+	connected := func() string {
+		items, _, err := h.Client.Query(context.Background(), "SELECT deviceId FROM devices WHERE connectionState = 'Connected'", 10, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, it := range items {
+			var m map[string]string
+			_ = json.Unmarshal(it, &m)
+			ids = append(ids, m["deviceId"])
+		}
+		return strings.Join(ids, " ")
+	}
+	hubtest.Eventually(t, 5*time.Second, func() error {
+		if got := connected(); got != "online-1" {
+			return fault.Invalidf("connected devices %q", got)
+		}
+		return nil
+	})
+	c.Disconnect()
+	hubtest.Eventually(t, 5*time.Second, func() error {
+		if got := connected(); got != "" {
+			return fault.Invalidf("connected devices %q after the disconnect", got)
+		}
+		return nil
+	})
 }
