@@ -5,13 +5,15 @@ import (
 	"sync"
 )
 
-// ChangeKind says what happened to a device.
+// ChangeKind says what happened to a device or module.
 type ChangeKind int
 
 // The change kinds.
 const (
-	ChangeUpdated ChangeKind = iota + 1 // identity replaced (status, keys, ...)
-	ChangeDeleted                       // device removed
+	ChangeUpdated       ChangeKind = iota + 1 // identity replaced (status, keys, ...)
+	ChangeDeleted                             // device removed
+	ChangeModuleUpdated                       // module identity replaced (keys, managedBy)
+	ChangeModuleDeleted                       // module removed
 )
 
 // String returns the kind's name, for logs.
@@ -21,15 +23,23 @@ func (k ChangeKind) String() string {
 		return "updated"
 	case ChangeDeleted:
 		return "deleted"
+	case ChangeModuleUpdated:
+		return "module updated"
+	case ChangeModuleDeleted:
+		return "module deleted"
 	}
 	return "unknown"
 }
 
-// Change describes a successful Update or Delete.
+// Change describes a successful Update or Delete of a device, or
+// UpdateModule or DeleteModule of a module. Module changes have their own
+// kinds, so a subscriber that reacts to device changes is not misled by them.
 type Change struct {
 	Kind     ChangeKind
 	DeviceID string
-	Device   *Device // the device as written; nil on delete. Shared by all subscribers: do not modify.
+	Device   *Device // the device as written; nil on delete and for modules. Shared by all subscribers: do not modify.
+	ModuleID string  // set for the module kinds
+	Module   *Module // the module as written; nil on delete. Shared by all subscribers: do not modify.
 }
 
 // subscribers holds the Subscribe callbacks in subscription order.
@@ -44,9 +54,9 @@ type subscriber struct {
 	fn func(Change)
 }
 
-// Subscribe registers fn to be called after every successful Update or
-// Delete made through this Service. Calls are synchronous, on the writer's
-// goroutine, after the store write and after the key cache was invalidated,
+// Subscribe registers fn to be called after every successful Update,
+// Delete, UpdateModule or DeleteModule made through this Service. Calls are
+// synchronous, on the writer's goroutine, after the store write and after the key cache was invalidated,
 // with no Service lock held; fn may call the Service but should return
 // quickly, because the writer waits for it. Changes made by other hub nodes
 // are not reported. cancel stops further calls and may be called more than
@@ -69,9 +79,13 @@ func (s *Service) Subscribe(fn func(Change)) (cancel func()) {
 
 // changed is the one path every identity write takes after it succeeded:
 // first drop cached keys, so a subscriber that reacts by looking the device
-// up sees the new state, then tell the subscribers.
+// up sees the new state, then tell the subscribers. A device change drops
+// the cached keys of its modules too, since they carry the device's status.
 func (s *Service) changed(c Change) {
-	s.keys.invalidate(c.DeviceID)
+	if c.ModuleID == "" {
+		s.keys.invalidate(c.DeviceID)
+	}
+	s.moduleKeys.invalidate(c.DeviceID, c.ModuleID)
 	s.subs.mu.Lock()
 	subs := slices.Clone(s.subs.subs)
 	s.subs.mu.Unlock()

@@ -76,9 +76,10 @@ type Service struct {
 	randMu sync.Mutex
 	rand   io.Reader // guarded by randMu
 
-	keys     *keyCache
-	subs     subscribers
-	policies policyCache
+	keys       *keyCache
+	moduleKeys *moduleKeyCache
+	subs       subscribers
+	policies   policyCache
 }
 
 // NewService returns a Service over st.
@@ -91,6 +92,8 @@ func NewService(st Store, opt Options) *Service {
 		ttl:   opt.CacheTTL,
 		rand:  opt.Rand,
 		keys:  newKeyCache(opt.KeyCacheSize, opt.CacheTTL),
+
+		moduleKeys: newModuleKeyCache(opt.KeyCacheSize),
 	}
 }
 
@@ -125,6 +128,7 @@ func (s *Service) Create(ctx context.Context, d Device) (*Device, error) {
 	// A Keys lookup that raced a delete of an earlier device with this id
 	// must not cache the old keys.
 	s.keys.invalidate(d.DeviceID)
+	s.moduleKeys.invalidate(d.DeviceID, "")
 	s.log.Info("device created", "device", d.DeviceID, "status", d.Status, "auth", d.Authentication.Type)
 	return &d, nil
 }
