@@ -150,6 +150,7 @@ type request struct {
 	raw     []byte        // sent as is when body is nil and raw is not (Content-Type from header)
 	wait    time.Duration // the long-poll wait the hub may take before answering
 	out     any           // the JSON success body is decoded into it when not nil
+	rawOut  *[]byte       // the success body as is, when not nil
 	outHead func(http.Header)
 }
 
@@ -196,6 +197,14 @@ func (c *Client) do(ctx context.Context, r request) error {
 	}
 	if r.outHead != nil {
 		r.outHead(resp.Header)
+	}
+	if r.rawOut != nil {
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return fmt.Errorf("api: %s %s: read response: %w", r.method, r.path, err)
+		}
+		*r.rawOut = b
+		return nil
 	}
 	if r.out == nil {
 		_, _ = io.Copy(io.Discard, resp.Body) // let the connection be reused

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -25,4 +26,42 @@ func (c *Client) InvokeMethod(ctx context.Context, deviceID, moduleID string, re
 		return nil, err
 	}
 	return &out, nil
+}
+
+// RawMethodResponse is the device's answer to InvokeRaw.
+type RawMethodResponse struct {
+	Status      int
+	Payload     []byte
+	ContentType string
+}
+
+// InvokeRaw calls a direct method with a payload of any content type (Ferry's
+// extension of Azure's JSON-only direct methods).
+func (c *Client) InvokeRaw(ctx context.Context, deviceID, moduleID, name string, payload []byte, contentType string, responseTimeout, connectTimeout time.Duration) (*RawMethodResponse, error) {
+	path := "/api/v1/devices/" + url.PathEscape(deviceID)
+	if moduleID != "" {
+		path += "/modules/" + url.PathEscape(moduleID)
+	}
+	q := url.Values{}
+	if responseTimeout > 0 {
+		q.Set("responseTimeout", responseTimeout.String())
+	}
+	if connectTimeout > 0 {
+		q.Set("connectTimeout", connectTimeout.String())
+	}
+	out := &RawMethodResponse{}
+	if payload == nil {
+		payload = []byte{}
+	}
+	err := c.do(ctx, request{method: http.MethodPost, path: path + "/methods/" + url.PathEscape(name), query: q,
+		header: http.Header{"Content-Type": {contentType}}, raw: payload, rawOut: &out.Payload,
+		wait: responseTimeout + connectTimeout + 30*time.Second,
+		outHead: func(h http.Header) {
+			out.Status, _ = strconv.Atoi(h.Get(methodStatusHdr))
+			out.ContentType = h.Get("Content-Type")
+		}})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/ferry-iot/ferry/internal/fault"
@@ -56,4 +58,46 @@ func (h *Handler) invokeMethod(w http.ResponseWriter, r *http.Request) error {
 		out.Payload = b
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// Header of the raw method endpoint's answer: the device's status (the HTTP
+// status is 200 whenever the device answered).
+const methodStatusHdr = "Ferry-Method-Status"
+
+// invokeRaw is Ferry's byte-payload form of direct methods:
+// POST /api/v1/devices/{id}/methods/{name}?responseTimeout=30s&connectTimeout=0s
+// with the payload as the body and its Content-Type; the answer is the
+// device's payload as the body, its status in Ferry-Method-Status.
+func (h *Handler) invokeRaw(w http.ResponseWriter, r *http.Request) error {
+	if h.cfg.Methods == nil {
+		return fault.New(fault.Unavailable, "ServiceUnavailable", 503000, "direct methods are not available")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, method.MaxPayloadBytes))
+	if err != nil {
+		return fault.New(fault.TooLarge, "MessageTooLarge", 413001, "method payload exceeds %d bytes", method.MaxPayloadBytes)
+	}
+	req := method.Request{Name: r.PathValue("name"), Payload: body, ContentType: r.Header.Get("Content-Type")}
+	for param, dst := range map[string]*time.Duration{"responseTimeout": &req.ResponseTimeout, "connectTimeout": &req.ConnectTimeout} {
+		if s := r.URL.Query().Get(param); s != "" {
+			if *dst, err = time.ParseDuration(s); err != nil {
+				return fault.Invalidf("%s must be a duration such as 30s", param)
+			}
+		}
+	}
+	resp, err := h.cfg.Methods.Invoke(r.Context(), r.PathValue("id"), r.PathValue("mid"), req)
+	if err != nil {
+		return err
+	}
+	ct := resp.ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
+		if json.Valid(resp.Payload) {
+			ct = "application/json"
+		}
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set(methodStatusHdr, strconv.Itoa(resp.Status))
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(resp.Payload)
+	return err
 }

@@ -88,6 +88,7 @@ func NewHandler(cfg Config) *Handler {
 		h.route(prefix+"/devices/{id}", "GET", registry.RegistryRead, h.getDevice)
 		h.route(prefix+"/devices/{id}", "PUT", registry.RegistryWrite, h.putDevice)
 		h.route(prefix+"/devices/{id}", "DELETE", registry.RegistryWrite, h.deleteDevice)
+		h.routeModules(prefix)
 		h.route(prefix+"/twins/{id}/methods", "POST", registry.ServiceConnect, h.invokeMethod)
 		for _, tp := range []string{"/twins/{id}", "/twins/{id}/modules/{mid}"} {
 			h.route(prefix+tp, "GET", registry.RegistryRead, h.getTwin)
@@ -100,6 +101,8 @@ func NewHandler(cfg Config) *Handler {
 		h.route(prefix+"/twins/{id}/modules/{mid}/methods", "POST", registry.ServiceConnect, h.invokeMethod)
 	}
 	h.route("/api/v1/hub", "GET", "", h.hubInfo)
+	h.route("/api/v1/devices/{id}/methods/{name}", "POST", registry.ServiceConnect, h.invokeRaw)
+	h.route("/api/v1/devices/{id}/modules/{mid}/methods/{name}", "POST", registry.ServiceConnect, h.invokeRaw)
 	h.route("/api/v1/twins/{id}/history", "GET", registry.RegistryRead, h.twinHistory)
 	h.route("/api/v1/twins/{id}/modules/{mid}/history", "GET", registry.RegistryRead, h.twinHistory)
 	h.route("/api/v1/c2d/feedback", "GET", registry.ServiceConnect, h.readFeedback)

@@ -49,7 +49,7 @@ type Appender interface {
 // MethodResponses takes a device's answer to a direct method call.
 // method.Service satisfies it.
 type MethodResponses interface {
-	HandleResponse(clientID, rid string, status int, payload []byte) bool
+	HandleResponse(clientID, rid string, status int, payload []byte, contentType string) bool
 }
 
 // C2DEvents is told what the cloud-to-device queue needs to know: a device

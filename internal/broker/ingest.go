@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
 
@@ -40,7 +41,11 @@ func (b *Broker) devicePublish(c *conn, pk packets.Packet) error {
 		if b.cfg.Methods != nil {
 			// The payload points into the reused read buffer: the waiting
 			// call keeps it, so it gets a copy.
-			if !b.cfg.Methods.HandleResponse(c.clientID, t.RID, t.Status, bytes.Clone(pk.Payload)) {
+			ct := ""
+			if q, err := url.ParseQuery(t.Bag); err == nil {
+				ct = q.Get("$.ct")
+			}
+			if !b.cfg.Methods.HandleResponse(c.clientID, t.RID, t.Status, bytes.Clone(pk.Payload), ct) {
 				b.log.Info("method response for no waiting call", "client", c.clientID, "rid", t.RID)
 			}
 		}

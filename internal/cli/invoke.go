@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferry-iot/ferry/internal/api"
+	"github.com/ferry-iot/ferry/internal/method"
 )
 
 func invokeNoun() *noun {
@@ -37,8 +38,12 @@ Examples:
 			timeout := fs.Duration("timeout", 30*time.Second, "how long the device has to answer (5s to 300s)")
 			connect := fs.Duration("connect-timeout", 0, "how long to wait for the device to come online (0: it must be online)")
 			module := fs.String("module", "", "call the method on this `MODULE` of the device")
+			contentType := fs.String("content-type", "", "send the payload as these bytes of `TYPE` (e.g. application/x-protobuf) instead of JSON; the answer's bytes go to stdout")
 			asJSON := fs.Bool("json", false, `print {"status": ..., "payload": ...}`)
 			return func(ctx context.Context, e *env, args []string) error {
+				if *contentType != "" && !method.IsJSON(*contentType) {
+					return invokeRaw(ctx, e, &hf, args, *payload, *contentType, *module, *timeout, *connect)
+				}
 				body, err := readPayload(*payload)
 				if err != nil {
 					return err
@@ -88,4 +93,28 @@ func readPayload(s string) (json.RawMessage, error) {
 		return nil, usagef("--payload is not valid JSON (quote a string: '\"text\"')")
 	}
 	return b, nil
+}
+
+// invokeRaw calls a method with a non-JSON payload and writes the device's
+// answer to stdout as bytes.
+func invokeRaw(ctx context.Context, e *env, hf *hubFlags, args []string, payload, contentType, module string, timeout, connect time.Duration) error {
+	body := []byte(payload)
+	if name, ok := strings.CutPrefix(payload, "@"); ok {
+		var err error
+		if body, err = os.ReadFile(name); err != nil {
+			return usagef("--payload: %v", err)
+		}
+	}
+	client, err := e.client(hf)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	resp, err := client.InvokeRaw(ctx, args[0], module, args[1], body, contentType, timeout, connect)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stderr, "status %d in %s (%s, %d bytes)\n", resp.Status, time.Since(start).Round(time.Millisecond), resp.ContentType, len(resp.Payload))
+	_, err = e.stdout.Write(resp.Payload)
+	return err
 }

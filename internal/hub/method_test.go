@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -177,5 +178,39 @@ func TestInvokeCommand(t *testing.T) {
 	}
 	if code, _, _ := run("invoke", dev.ID, "ping", "--payload", "{not json"); code != 2 {
 		t.Fatalf("invoke with a bad payload: exit %d, want 2", code)
+	}
+}
+
+// TestBinaryMethodPayloads: beyond Azure, a method's payload may be any
+// bytes; the content type travels in the topics ($.ct) both ways.
+func TestBinaryMethodPayloads(t *testing.T) {
+	t.Parallel()
+	h := hubtest.Start(t)
+	dev := h.CreateDevice(t, "proto-1")
+	c := connect(t, h, dev, 4)
+	defer c.Disconnect()
+	if _, err := c.Subscribe("$iothub/methods/POST/#"); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		pk, err := c.Next(10 * time.Second)
+		if err != nil {
+			return
+		}
+		top, err := protocol.ParseTopic(pk.TopicName)
+		if err != nil || !strings.Contains(top.Bag, "%24.ct=application%2Fx-protobuf") {
+			_, _ = c.PublishAsync(protocol.MethodResponseTopic(400, top.RID), []byte(`"no content type"`))
+			return
+		}
+		reply := append([]byte{0x00, 0xff}, pk.Payload...)
+		_, _ = c.PublishAsync(protocol.MethodResponseTopic(200, top.RID)+"&%24.ct=application%2Fx-protobuf", reply)
+	}()
+	parcel := []byte{0x0a, 0x05, 'a', 'l', 'a', 'r', 'm', 0x10, 0x01}
+	resp, err := h.Client.InvokeRaw(context.Background(), dev.ID, "", "ProcessMessage", parcel, "application/x-protobuf", 10*time.Second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != 200 || resp.ContentType != "application/x-protobuf" || !bytes.Equal(resp.Payload, append([]byte{0x00, 0xff}, parcel...)) {
+		t.Fatalf("answer: status %d, %s, % x", resp.Status, resp.ContentType, resp.Payload)
 	}
 }

@@ -8,7 +8,9 @@ package method
 
 import (
 	"context"
+	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,15 +32,23 @@ const (
 // Request is one direct method call.
 type Request struct {
 	Name            string
-	Payload         []byte        // sent as is; "null" when empty (Node's SDK cannot parse an empty body)
+	Payload         []byte        // sent as is; "null" when empty and JSON (Node's SDK cannot parse an empty body)
+	ContentType     string        // "" or JSON: Azure's convention; anything else travels as $.ct in the topic
 	ResponseTimeout time.Duration // 0 = DefaultResponseTimeout
 	ConnectTimeout  time.Duration // how long to wait for the device to come online; 0 = it must be online now
 }
 
 // Response is the device's answer.
 type Response struct {
-	Status  int
-	Payload []byte
+	Status      int
+	Payload     []byte
+	ContentType string // what the device declared with $.ct in its response topic, if anything
+}
+
+// IsJSON reports whether a content type is JSON ("" counts: Azure's default).
+func IsJSON(ct string) bool {
+	ct = strings.ToLower(strings.TrimSpace(ct))
+	return ct == "" || strings.HasPrefix(ct, "application/json") || strings.HasSuffix(strings.SplitN(ct, ";", 2)[0], "+json")
 }
 
 // Transport reaches devices. The MQTT broker implements it.
@@ -99,7 +109,12 @@ func (s *Service) Invoke(ctx context.Context, deviceID, moduleID string, req Req
 		s.mu.Unlock()
 	}()
 
-	if err := t.PublishToDevice(clientID, protocol.MethodRequestTopic(req.Name, key.rid), req.Payload); err != nil {
+	topic := protocol.MethodRequestTopic(req.Name, key.rid)
+	if !IsJSON(req.ContentType) {
+		// Beyond Azure: a binary payload says what it is, as telemetry does.
+		topic += "&%24.ct=" + url.QueryEscape(req.ContentType)
+	}
+	if err := t.PublishToDevice(clientID, topic, req.Payload); err != nil {
 		return Response{}, notOnline(clientID)
 	}
 	timer := time.NewTimer(req.ResponseTimeout)
@@ -117,7 +132,7 @@ func (s *Service) Invoke(ctx context.Context, deviceID, moduleID string, req Req
 
 // HandleResponse takes a device's answer; it reports whether a call was
 // waiting for it (an answer to an unknown or expired $rid is dropped).
-func (s *Service) HandleResponse(clientID, rid string, status int, payload []byte) bool {
+func (s *Service) HandleResponse(clientID, rid string, status int, payload []byte, contentType string) bool {
 	s.mu.Lock()
 	answer, ok := s.pending[pendingKey{clientID, rid}]
 	if ok {
@@ -125,7 +140,7 @@ func (s *Service) HandleResponse(clientID, rid string, status int, payload []byt
 	}
 	s.mu.Unlock()
 	if ok {
-		answer <- Response{Status: status, Payload: payload}
+		answer <- Response{Status: status, Payload: payload, ContentType: contentType}
 	}
 	return ok
 }
@@ -184,7 +199,7 @@ func validate(req *Request) error {
 	if len(req.Payload) > MaxPayloadBytes {
 		return fault.New(fault.TooLarge, "MessageTooLarge", 413001, "method payload of %d bytes exceeds the limit of %d bytes", len(req.Payload), MaxPayloadBytes)
 	}
-	if len(req.Payload) == 0 {
+	if len(req.Payload) == 0 && IsJSON(req.ContentType) {
 		req.Payload = []byte("null")
 	}
 	return nil
