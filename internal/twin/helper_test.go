@@ -1,6 +1,7 @@
 package twin_test
 
 import (
+	"context"
 	"encoding/json"
 	"path/filepath"
 	"reflect"
@@ -48,15 +49,37 @@ func newEnv(t testing.TB, devices ...string) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	e := &env{db: db, clock: &clock{now: t0}}
 	for _, id := range devices {
-		d := &registry.Device{DeviceID: id, GenerationID: "1", ETag: "e", Status: registry.StatusEnabled,
-			ConnectionState: registry.Disconnected, Authentication: registry.Authentication{Type: registry.AuthSAS}}
-		if err := db.CreateDevice(t.Context(), d); err != nil {
-			t.Fatal(err)
-		}
+		e.register(t, id)
 	}
-	c := &clock{now: t0}
-	return &env{svc: twin.NewService(db, twin.Options{Now: c.Now}), db: db, clock: c}
+	e.svc = twin.NewService(db, twin.Options{Now: e.clock.Now})
+	t.Cleanup(func() { // before the database closes
+		if err := e.svc.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return e
+}
+
+// register adds a device to e's registry.
+func (e *env) register(t testing.TB, id string) {
+	t.Helper()
+	d := &registry.Device{DeviceID: id, GenerationID: "1", ETag: "e", Status: registry.StatusEnabled,
+		ConnectionState: registry.Disconnected, Authentication: registry.Authentication{Type: registry.AuthSAS}}
+	if err := e.db.CreateDevice(t.Context(), d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustJSON encodes v.
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func must(t testing.TB, err error) {

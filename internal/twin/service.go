@@ -14,6 +14,36 @@ type Options struct {
 	Limits Limits
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+
+	// Reported patches are committed in batches, one write transaction
+	// each, when the store is a BatchStore.
+	//
+	// Linger is the least time between taking two batches: a patch that
+	// arrives sooner after the previous batch waits (at most Linger) to
+	// share the next commit; after a quiet spell a patch is committed at
+	// once. Default 0: no waiting, since patches arriving while a batch
+	// commits form the next batch anyway, and a sub-millisecond timer
+	// costs a lone device about a millisecond per patch.
+	Linger time.Duration
+	// MaxBatch caps the patches in one transaction. Default DefaultMaxBatch.
+	MaxBatch int
+	// MaxPending caps the patches queued or being committed; more callers
+	// wait for room. Default DefaultMaxPending.
+	MaxPending int
+}
+
+func (o *Options) setDefaults() {
+	o.Limits.setDefaults()
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.Linger = max(o.Linger, 0)
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
+	}
 }
 
 // Service applies Azure's twin rules on top of a Store. It is safe for
@@ -22,15 +52,33 @@ type Service struct {
 	store  Store
 	limits Limits
 	now    func() time.Time
+	batch  *batcher // nil when store is not a BatchStore
 }
 
-// NewService returns a Service over store.
+// NewService returns a Service over store. When store is a BatchStore,
+// reported patches are group-committed; Close then waits for the patches
+// in flight. Without Close nothing leaks: the batching goroutine runs only
+// while patches are queued.
 func NewService(store Store, opts Options) *Service {
-	opts.Limits.setDefaults()
-	if opts.Now == nil {
-		opts.Now = time.Now
+	opts.setDefaults()
+	s := &Service{store: store, limits: opts.Limits, now: opts.Now}
+	if bs, ok := store.(BatchStore); ok {
+		s.batch = newBatcher(s, bs, &opts)
 	}
-	return &Service{store: store, limits: opts.Limits, now: opts.Now}
+	return s
+}
+
+// Close stops taking reported patches (later ones fail with ErrClosed) and
+// waits until those already sent are committed and answered. If ctx ends
+// first, the running transaction is aborted, the patches still waiting
+// fail, and Close returns ctx's error once they are answered. Call it
+// before closing the store. Close is idempotent; other methods keep
+// working.
+func (s *Service) Close(ctx context.Context) error {
+	if s.batch == nil {
+		return nil
+	}
+	return s.batch.close(ctx)
 }
 
 // Get returns the twin of a device (moduleID "") or module. A registered
@@ -45,12 +93,22 @@ func (s *Service) Get(ctx context.Context, deviceID, moduleID string) (*Twin, er
 // response topic. An empty patch changes nothing and returns the current
 // version. The change is recorded with the source from ctx (WithSource),
 // "device" by default.
+//
+// PatchReported returns once the patch is committed. Concurrent patches
+// share one store transaction (see Options.Linger); a patch that fails
+// (validation, size limit, unknown device) fails alone. If ctx ends while
+// the patch waits, PatchReported returns ctx's error, and the patch may
+// still be applied.
 func (s *Service) PatchReported(ctx context.Context, deviceID, moduleID string, patch []byte) (int64, error) {
 	p, err := s.limits.ParsePatch(Reported, patch)
 	if err != nil {
 		return 0, err
 	}
 	src := sourceFrom(ctx, "device")
+	if s.batch != nil {
+		return s.batch.patch(ctx, &reportedReq{ctx: ctx, deviceID: deviceID, moduleID: moduleID,
+			src: src, patch: p, reply: make(chan error, 1)})
+	}
 	var version int64
 	err = s.store.UpdateTwin(ctx, deviceID, moduleID, func(t *Twin) ([]Change, error) {
 		cs, err := s.commit(t, src, sidePatch{Reported, p})

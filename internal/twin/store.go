@@ -35,6 +35,33 @@ type Store interface {
 	DeleteTwins(ctx context.Context, deviceID string) error
 }
 
+// Update is one change of one twin in a batch: Fn is called as UpdateTwin's
+// fn is.
+type Update struct {
+	DeviceID string
+	ModuleID string // "" for the device twin
+	Fn       func(t *Twin) ([]Change, error)
+}
+
+// BatchStore is a Store that can apply many updates in one write
+// transaction, so that they share one commit (group commit). The Service
+// uses it for reported patches when the store implements it.
+type BatchStore interface {
+	Store
+	// UpdateTwins applies us in order inside one write transaction and
+	// commits once. Each update is as UpdateTwin's: Fn sees the twin as
+	// the earlier updates of the batch left it, and its changes are kept
+	// unless it fails. An update whose Fn fails, or whose device is not
+	// registered, changes nothing and does not affect the others: errs[i]
+	// is its error, nil when it was committed. A non-nil err means the
+	// transaction as a whole failed and nothing was written; errs is then
+	// nil.
+	//
+	// Fn may be called with a copy of the twin that is thrown away when
+	// Fn fails; it must not keep the pointer.
+	UpdateTwins(ctx context.Context, us []Update) (errs []error, err error)
+}
+
 // HistoryQuery selects changes of one twin by time.
 type HistoryQuery struct {
 	From  time.Time // inclusive; zero for no lower bound

@@ -1,6 +1,7 @@
 package twin
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -54,6 +55,15 @@ func Empty(deviceID, moduleID string) *Twin {
 		Desired:     Properties{Doc: json.RawMessage(`{}`), Metadata: json.RawMessage(emptyMeta), Version: 1},
 		Reported:    Properties{Doc: json.RawMessage(`{}`), Metadata: json.RawMessage(emptyMeta), Version: 1},
 	}
+}
+
+// Clone returns a deep copy of t.
+func (t *Twin) Clone() *Twin {
+	c := *t
+	c.Tags = bytes.Clone(t.Tags)
+	c.Desired.Doc, c.Desired.Metadata = bytes.Clone(t.Desired.Doc), bytes.Clone(t.Desired.Metadata)
+	c.Reported.Doc, c.Reported.Metadata = bytes.Clone(t.Reported.Doc), bytes.Clone(t.Reported.Metadata)
+	return &c
 }
 
 // ETag returns the etag of a twin whose tags or desired properties last

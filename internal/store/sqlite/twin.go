@@ -63,17 +63,7 @@ func (db *DB) updateTwin(ctx context.Context, deviceID, moduleID string, fn func
 	if err != nil || len(cs) == 0 {
 		return err
 	}
-	args := []any{t.ETag, t.Version, string(t.Tags), t.TagsVersion,
-		string(t.Desired.Doc), string(t.Desired.Metadata), t.Desired.Version,
-		string(t.Reported.Doc), string(t.Reported.Metadata), t.Reported.Version,
-		formatTime(t.UpdatedAt), deviceID, moduleID}
-	if exists {
-		_, err = tx.StmtContext(ctx, db.twin.update).ExecContext(ctx, args...)
-	} else {
-		_, err = tx.ExecContext(ctx, `INSERT INTO twins (`+twinColumns+`, device_id, module_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
-	}
-	if err != nil {
+	if err := writeTwin(ctx, tx, tx.StmtContext(ctx, db.twin.update), [2]string{deviceID, moduleID}, t, exists); err != nil {
 		return err
 	}
 	for _, c := range cs {

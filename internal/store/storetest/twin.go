@@ -37,6 +37,7 @@ func RunTwin(t *testing.T, open func(t *testing.T) TwinStore) {
 		{"HistoryRange", testTwinHistoryRange},
 		{"DeleteTwins", testTwinDelete},
 		{"DeviceDeleteRemovesTwins", testTwinDeviceDelete},
+		{"Batch", testTwinBatch},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

@@ -1,0 +1,109 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/ferry-iot/ferry/internal/fault"
+	"github.com/ferry-iot/ferry/internal/twin"
+)
+
+var _ twin.BatchStore = (*DB)(nil)
+
+// UpdateTwins implements twin.BatchStore. The batch runs in one IMMEDIATE
+// transaction on the writer connection: each twin is read once, each
+// update's history rows are inserted as it applies, and each changed twin
+// row is written once at the end, so a batch costs one commit (one WAL
+// append) however many patches it holds.
+func (db *DB) UpdateTwins(ctx context.Context, us []twin.Update) ([]error, error) {
+	errs, err := db.updateTwins(ctx, us)
+	if err != nil {
+		return nil, wrap("update twins", err)
+	}
+	return errs, nil
+}
+
+// batchTwin is the state of one twin within a batch.
+type batchTwin struct {
+	key     [2]string  // device and module
+	t       *twin.Twin // as the updates so far left it; nil for an unknown device
+	err     error      // why t is nil
+	exists  bool       // whether the twins row exists
+	changed bool       // whether t must be written
+}
+
+func (db *DB) updateTwins(ctx context.Context, us []twin.Update) ([]error, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	read := tx.StmtContext(ctx, db.twin.read)
+	history := tx.StmtContext(ctx, db.twin.history)
+	errs := make([]error, len(us))
+	twins := make(map[[2]string]*batchTwin, len(us))
+	var order []*batchTwin // first-touch order, so writes are deterministic
+	for i, u := range us {
+		k := [2]string{u.DeviceID, u.ModuleID}
+		bt := twins[k]
+		if bt == nil {
+			bt = &batchTwin{key: k}
+			bt.t, bt.exists, err = readTwin(ctx, tx, read, u.DeviceID, u.ModuleID)
+			if err != nil {
+				if !fault.Is(err, fault.NotFound) {
+					return nil, err
+				}
+				bt.t, bt.err = nil, wrap("update twin", err)
+			}
+			twins[k] = bt
+			order = append(order, bt)
+		}
+		if bt.t == nil {
+			errs[i] = bt.err
+			continue
+		}
+		// fn works on a copy: a failing fn may leave it half-changed,
+		// and the next update of this twin must see the last good state.
+		t := bt.t.Clone()
+		cs, err := u.Fn(t)
+		if err != nil {
+			errs[i] = wrap("update twin", err)
+			continue
+		}
+		if len(cs) == 0 {
+			continue
+		}
+		for _, c := range cs {
+			if _, err := history.ExecContext(ctx, u.DeviceID, u.ModuleID, c.TwinVersion, string(c.Side), c.Version,
+				formatTime(c.Time), c.Source, string(c.Patch)); err != nil {
+				return nil, err
+			}
+		}
+		bt.t, bt.changed = t, true
+	}
+	for _, bt := range order {
+		if bt.changed {
+			if err := writeTwin(ctx, tx, tx.StmtContext(ctx, db.twin.update), bt.key, bt.t, bt.exists); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return errs, tx.Commit()
+}
+
+// writeTwin stores t as the twin of key (device, module) inside tx: update (db.twin.update in tx) when its row
+// exists, else an insert.
+func writeTwin(ctx context.Context, tx *sql.Tx, update *sql.Stmt, key [2]string, t *twin.Twin, exists bool) error {
+	args := []any{t.ETag, t.Version, string(t.Tags), t.TagsVersion,
+		string(t.Desired.Doc), string(t.Desired.Metadata), t.Desired.Version,
+		string(t.Reported.Doc), string(t.Reported.Metadata), t.Reported.Version,
+		formatTime(t.UpdatedAt), key[0], key[1]}
+	var err error
+	if exists {
+		_, err = update.ExecContext(ctx, args...)
+	} else {
+		_, err = tx.ExecContext(ctx, `INSERT INTO twins (`+twinColumns+`, device_id, module_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+	}
+	return err
+}
