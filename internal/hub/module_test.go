@@ -156,3 +156,76 @@ func runCLI(h *hubtest.Hub, args ...string) (int, string, string) {
 	code := cli.Main(context.Background(), append(args, "--hub", h.OwnerConnectionString(), "--ca", h.CAFile()), &out, &errb)
 	return code, out.String(), errb.String()
 }
+
+// TestModulesCLI drives the module verbs of the ferry command against a
+// real hub: create, list, show, connection-string, delete and exit codes.
+func TestModulesCLI(t *testing.T) {
+	t.Parallel()
+	h := hubtest.Start(t)
+	h.CreateDevice(t, "edge-cli")
+
+	code, out, errs := runCLI(h, "module", "create", "edge-cli", "sensor", "--json")
+	var m registry.Module
+	if err := json.Unmarshal([]byte(out), &m); code != 0 || err != nil || m.ModuleID != "sensor" || m.DeviceID != "edge-cli" {
+		t.Fatalf("module create: %d %s %s", code, out, errs)
+	}
+	key := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	if code, out, errs := runCLI(h, "module", "create", "edge-cli", "filter", "--primary-key", key, "--secondary-key", key); code != 0 || !strings.Contains(out, key) || !strings.Contains(errs, "Created module filter") {
+		t.Fatalf("module create with keys: %d %s %s", code, out, errs)
+	}
+	if code, _, _ := runCLI(h, "module", "create", "edge-cli", "sensor"); code != 5 {
+		t.Errorf("duplicate module create: exit %d, want 5", code)
+	}
+	if code, _, _ := runCLI(h, "module", "create", "ghost", "sensor"); code != 3 {
+		t.Errorf("module create on an unknown device: exit %d, want 3", code)
+	}
+	if code, _, _ := runCLI(h, "module", "create", "edge-cli", "x", "--primary-key", "not base64!"); code != 2 {
+		t.Errorf("module create with a bad key: exit %d, want 2", code)
+	}
+	if code, _, _ := runCLI(h, "module", "create", "edge-cli"); code != 2 {
+		t.Errorf("module create without MODULE: exit %d, want 2", code)
+	}
+
+	code, out, errs = runCLI(h, "module", "list", "edge-cli")
+	if code != 0 || !strings.Contains(out, "MODULE ID") || strings.Index(out, "filter") > strings.Index(out, "sensor") {
+		t.Fatalf("module list: %d %s %s", code, out, errs)
+	}
+	code, out, _ = runCLI(h, "module", "list", "edge-cli", "--json")
+	var list []registry.Module
+	if err := json.Unmarshal([]byte(out), &list); code != 0 || err != nil || len(list) != 2 {
+		t.Fatalf("module list --json: %d %s", code, out)
+	}
+	if code, out, _ := runCLI(h, "module", "show", "edge-cli", "sensor"); code != 0 || !strings.Contains(out, m.Authentication.SymmetricKey.PrimaryKey) || !strings.Contains(out, "Module ID") {
+		t.Errorf("module show: %d %s", code, out)
+	}
+	if code, _, _ := runCLI(h, "module", "show", "edge-cli", "ghost"); code != 3 {
+		t.Errorf("module show of an unknown module: exit %d, want 3", code)
+	}
+
+	code, out, errs = runCLI(h, "module", "connection-string", "edge-cli", "filter")
+	want := "HostName=" + h.DeviceHost() + ";DeviceId=edge-cli;ModuleId=filter;SharedAccessKey=" + key
+	if code != 0 || strings.TrimSpace(out) != want {
+		t.Errorf("module connection-string = %d %q %s, want %q", code, out, errs, want)
+	}
+	cs, err := protocol.ParseConnectionString(strings.TrimSpace(out))
+	if err != nil || cs.ModuleID != "filter" {
+		t.Errorf("connection string does not parse as a module's: %+v, %v", cs, err)
+	}
+
+	if code, _, errs := runCLI(h, "module", "delete", "edge-cli", "sensor"); code != 0 || !strings.Contains(errs, "Deleted module sensor") {
+		t.Errorf("module delete: %d %s", code, errs)
+	}
+	if code, _, _ := runCLI(h, "module", "delete", "edge-cli", "sensor"); code != 3 {
+		t.Errorf("second module delete: exit %d, want 3", code)
+	}
+	if code, _, _ := runCLI(h, "device", "delete", "edge-cli"); code != 0 {
+		t.Fatal("device delete failed")
+	}
+	if code, _, _ := runCLI(h, "module", "list", "edge-cli"); code != 3 {
+		t.Errorf("module list of a deleted device: exit %d, want 3", code)
+	}
+	var help strings.Builder
+	if code := cli.Main(context.Background(), []string{"help", "module", "create"}, &help, &help); code != 0 || !strings.Contains(help.String(), "DEVICE MODULE") {
+		t.Errorf("help module create: %d %s", code, help.String())
+	}
+}
