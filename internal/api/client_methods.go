@@ -2,10 +2,14 @@ package api
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/ferry-iot/ferry/internal/method"
 )
 
 // InvokeMethod calls a direct method on a device (moduleID "" for the
@@ -64,4 +68,44 @@ func (c *Client) InvokeRaw(ctx context.Context, deviceID, moduleID, name string,
 		return nil, err
 	}
 	return out, nil
+}
+
+// InvokeOrQueue calls a method like InvokeMethod; with req.QueueTTLInSeconds
+// set and the device offline, the hub keeps the call instead and the queued
+// command comes back (and the response is nil).
+func (c *Client) InvokeOrQueue(ctx context.Context, deviceID, moduleID string, req MethodRequest) (*MethodResponse, *method.Command, error) {
+	path := "/twins/" + url.PathEscape(deviceID)
+	if moduleID != "" {
+		path += "/modules/" + url.PathEscape(moduleID)
+	}
+	var raw json.RawMessage
+	wait := time.Duration(req.ResponseTimeoutInSeconds+req.ConnectTimeoutInSeconds+30) * time.Second
+	if err := c.do(ctx, request{method: http.MethodPost, path: path + "/methods", body: req, out: &raw, wait: wait}); err != nil {
+		return nil, nil, err
+	}
+	var probe struct {
+		State *string `json:"state"`
+	}
+	_ = json.Unmarshal(raw, &probe)
+	if probe.State != nil {
+		var cmd method.Command
+		if err := json.Unmarshal(raw, &cmd); err != nil {
+			return nil, nil, fmt.Errorf("api: queued command: %w", err)
+		}
+		return nil, &cmd, nil
+	}
+	var resp MethodResponse
+	if err := json.Unmarshal(raw, &resp); err != nil {
+		return nil, nil, fmt.Errorf("api: method response: %w", err)
+	}
+	return &resp, nil, nil
+}
+
+// Command returns a queued command's state.
+func (c *Client) Command(ctx context.Context, id string) (*method.Command, error) {
+	var out method.Command
+	if err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/commands/" + url.PathEscape(id), out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }

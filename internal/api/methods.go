@@ -23,6 +23,16 @@ type MethodRequest struct {
 	Payload                  json.RawMessage `json:"payload,omitempty"`
 	ResponseTimeoutInSeconds int             `json:"responseTimeoutInSeconds,omitempty"`
 	ConnectTimeoutInSeconds  int             `json:"connectTimeoutInSeconds,omitempty"`
+	// QueueTTLInSeconds (beyond Azure): when the device is offline, keep the
+	// call this long and invoke it when the device connects; the answer is
+	// then 202 with the queued command, to follow at /api/v1/commands/{id}.
+	QueueTTLInSeconds int `json:"queueTtlInSeconds,omitempty"`
+}
+
+// Commands keeps method calls for offline devices.
+type Commands interface {
+	Enqueue(ctx context.Context, deviceID, moduleID string, req method.Request, ttl time.Duration) (*method.Command, error)
+	Get(ctx context.Context, id string) (*method.Command, error)
 }
 
 // MethodResponse is Azure's answer: the device's status and payload.
@@ -39,12 +49,24 @@ func (h *Handler) invokeMethod(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
-	resp, err := h.cfg.Methods.Invoke(r.Context(), r.PathValue("id"), r.PathValue("mid"), method.Request{
+	mreq := method.Request{
 		Name:            req.MethodName,
 		Payload:         req.Payload,
 		ResponseTimeout: time.Duration(req.ResponseTimeoutInSeconds) * time.Second,
 		ConnectTimeout:  time.Duration(req.ConnectTimeoutInSeconds) * time.Second,
-	})
+	}
+	resp, err := h.cfg.Methods.Invoke(r.Context(), r.PathValue("id"), r.PathValue("mid"), mreq)
+	if err != nil && req.QueueTTLInSeconds > 0 && h.cfg.Commands != nil && fault.Is(err, fault.NotFound) {
+		if _, err := h.cfg.Registry.Get(r.Context(), r.PathValue("id")); err != nil {
+			return err // an unknown device is not queued for
+		}
+		mreq.ConnectTimeout = 0
+		cmd, err := h.cfg.Commands.Enqueue(r.Context(), r.PathValue("id"), r.PathValue("mid"), mreq, time.Duration(req.QueueTTLInSeconds)*time.Second)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusAccepted, cmd)
+	}
 	if err != nil {
 		return err
 	}
@@ -100,4 +122,15 @@ func (h *Handler) invokeRaw(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(resp.Payload)
 	return err
+}
+
+func (h *Handler) getCommand(w http.ResponseWriter, r *http.Request) error {
+	if h.cfg.Commands == nil {
+		return fault.New(fault.Unavailable, "ServiceUnavailable", 503000, "queued commands are not available")
+	}
+	cmd, err := h.cfg.Commands.Get(r.Context(), r.PathValue("cmd"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, cmd)
 }

@@ -49,10 +49,11 @@ type Config struct {
 	Registry Registry
 	Presence Presence
 	Streams  Streams
-	Methods  Invoker // direct methods; nil answers 503
-	C2D      C2D     // cloud-to-device queue
-	Twins    Twins   // device twins
-	Query    Querier // the query language over twins
+	Methods  Invoker  // direct methods; nil answers 503
+	C2D      C2D      // cloud-to-device queue
+	Twins    Twins    // device twins
+	Query    Querier  // the query language over twins
+	Commands Commands // queued method calls for offline devices
 	// OnDesired is called after a service change of desired properties,
 	// to push the change to the device (client id "dev" or "dev/module").
 	OnDesired func(clientID string, ch twin.DesiredChange)
@@ -103,6 +104,7 @@ func NewHandler(cfg Config) *Handler {
 	h.route("/api/v1/hub", "GET", "", h.hubInfo)
 	h.route("/api/v1/devices/{id}/methods/{name}", "POST", registry.ServiceConnect, h.invokeRaw)
 	h.route("/api/v1/devices/{id}/modules/{mid}/methods/{name}", "POST", registry.ServiceConnect, h.invokeRaw)
+	h.route("/api/v1/commands/{cmd}", "GET", registry.ServiceConnect, h.getCommand)
 	h.route("/api/v1/twins/{id}/history", "GET", registry.RegistryRead, h.twinHistory)
 	h.route("/api/v1/twins/{id}/modules/{mid}/history", "GET", registry.RegistryRead, h.twinHistory)
 	h.route("/api/v1/c2d/feedback", "GET", registry.ServiceConnect, h.readFeedback)

@@ -79,8 +79,11 @@ type Config struct {
 	// OnPresence is told when a device (or module, "dev/mod") connects or
 	// disconnects. It must not block: the hub batches these into the registry.
 	OnPresence func(clientID string, connected bool, at time.Time)
-	Metrics    *Metrics     // optional; nil disables metrics
-	Logger     *slog.Logger // nil discards logs
+	// OnMethodsSubscribed is told when a client becomes able to take direct
+	// method calls (queued commands wait for that). It must not block.
+	OnMethodsSubscribed func(clientID string)
+	Metrics             *Metrics     // optional; nil disables metrics
+	Logger              *slog.Logger // nil discards logs
 
 	// MaxMessageBytes bounds a telemetry body (default 262144, Azure's 256 KB).
 	MaxMessageBytes int

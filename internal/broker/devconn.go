@@ -195,6 +195,11 @@ func (b *Broker) acceptDevice(nc net.Conn, pk *packets.Packet) *conn {
 	if b.cfg.OnPresence != nil {
 		b.cfg.OnPresence(clientID, true, c.since)
 	}
+	if present && b.cfg.OnMethodsSubscribed != nil {
+		if _, ok := c.subscriptionFor(methodsProbe); ok {
+			b.cfg.OnMethodsSubscribed(clientID)
+		}
+	}
 	if present && b.cfg.C2D != nil && c.moduleID == "" {
 		b.cfg.C2D.Ready(c.deviceID) // a restored subscription may have messages waiting
 	}

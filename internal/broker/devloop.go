@@ -255,6 +255,14 @@ func (c *conn) subscribe(pk *packets.Packet) error {
 		PacketID:    pk.PacketID,
 		ReasonCodes: codes,
 	})
+	if err == nil && c.b.cfg.OnMethodsSubscribed != nil {
+		for _, s := range keep {
+			if topicMatch(s.Filter, methodsProbe) {
+				c.b.cfg.OnMethodsSubscribed(c.clientID)
+				break
+			}
+		}
+	}
 	if err == nil && c.b.cfg.C2D != nil && c.moduleID == "" {
 		for _, s := range keep {
 			if topicMatch(s.Filter, c2dProbe(c.deviceID)) {

@@ -19,6 +19,7 @@ Commands:
   twin       read and change device twins: show, update, history
   query      query device twins: ferry query "SELECT * FROM devices WHERE ..."
   invoke     call a direct method on a device and print its answer
+  command    show a queued method call (ferry invoke --queue-ttl)
   c2d        send cloud-to-device messages: send, pending, purge, feedback
   monitor    print device-to-cloud messages as they arrive
   bench      measure the hub under load: telemetry ingest, connection storms

@@ -30,7 +30,8 @@ answer in time.
 Examples:
   ferry invoke alarm-monitor ProcessMessage --payload '{"parcel":"..."}'
   ferry invoke thermostat-1 reboot --payload @delay.json --timeout 10s
-  ferry invoke sensor-9 ping --connect-timeout 1m     # wait for it to come online`,
+  ferry invoke sensor-9 ping --connect-timeout 1m     # wait for it to come online
+  ferry invoke sensor-9 reset --queue-ttl 6h          # or keep the call until it does`,
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			var hf hubFlags
 			hf.register(fs)
@@ -38,6 +39,7 @@ Examples:
 			timeout := fs.Duration("timeout", 30*time.Second, "how long the device has to answer (5s to 300s)")
 			connect := fs.Duration("connect-timeout", 0, "how long to wait for the device to come online (0: it must be online)")
 			module := fs.String("module", "", "call the method on this `MODULE` of the device")
+			queueTTL := fs.Duration("queue-ttl", 0, "when the device is offline, keep the call this long and invoke it when it connects (follow it with ferry command show ID)")
 			contentType := fs.String("content-type", "", "send the payload as these bytes of `TYPE` (e.g. application/x-protobuf) instead of JSON; the answer's bytes go to stdout")
 			asJSON := fs.Bool("json", false, `print {"status": ..., "payload": ...}`)
 			return func(ctx context.Context, e *env, args []string) error {
@@ -53,13 +55,22 @@ Examples:
 					return err
 				}
 				start := time.Now()
-				resp, err := client.InvokeMethod(ctx, args[0], *module, api.MethodRequest{
+				resp, queued, err := client.InvokeOrQueue(ctx, args[0], *module, api.MethodRequest{
 					MethodName:               args[1],
 					Payload:                  body,
 					ResponseTimeoutInSeconds: int(timeout.Seconds()),
 					ConnectTimeoutInSeconds:  int(connect.Seconds()),
+					QueueTTLInSeconds:        int(queueTTL.Seconds()),
 				})
 				if err != nil {
+					return err
+				}
+				if queued != nil {
+					if *asJSON {
+						return writeJSON(e.stdout, queued)
+					}
+					_, err := fmt.Fprintf(e.stdout, "%s is offline: queued as command %s until %s (ferry command show %s)\n",
+						args[0], queued.ID, queued.Expires.Local().Format(time.RFC3339), queued.ID)
 					return err
 				}
 				if *asJSON {
@@ -117,4 +128,28 @@ func invokeRaw(ctx context.Context, e *env, hf *hubFlags, args []string, payload
 	fmt.Fprintf(e.stderr, "status %d in %s (%s, %d bytes)\n", resp.Status, time.Since(start).Round(time.Millisecond), resp.ContentType, len(resp.Payload))
 	_, err = e.stdout.Write(resp.Payload)
 	return err
+}
+
+func commandNoun() *noun {
+	c := &command{
+		path: "command", args: "ID", nargs: 1,
+		summary: "show a queued method call's state: queued, delivered, completed, expired or failed",
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			var hf hubFlags
+			hf.register(fs)
+			_ = fs.Bool("json", true, "print JSON (always)")
+			return func(ctx context.Context, e *env, args []string) error {
+				client, err := e.client(&hf)
+				if err != nil {
+					return err
+				}
+				cmd, err := client.Command(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				return writeJSON(e.stdout, cmd)
+			}
+		},
+	}
+	return &noun{name: "command", summary: c.summary, cmd: c}
 }

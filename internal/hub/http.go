@@ -32,6 +32,7 @@ func (h *Hub) listenHTTP() error {
 		C2D:       h.c2d,
 		Twins:     h.twins,
 		Query:     queries{h.db},
+		Commands:  h.commands,
 		OnDesired: h.pushDesired,
 		Info:      h.info,
 		Logger:    h.log.With("component", "api"),

@@ -51,6 +51,7 @@ type Hub struct {
 	streams         *stream.Store
 	broker          *broker.Broker
 	methods         *method.Service
+	commands        *method.Queue
 	c2d             *c2d.Service
 	twins           *twin.Service
 	presence        *presence
@@ -94,6 +95,7 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 	h.presence = newPresence(h.db, h.log.With("component", "presence"))
+	h.methods = method.New()
 	if err := h.ensureOwner(ctx); err != nil {
 		return nil, err
 	}
@@ -139,6 +141,9 @@ func (h *Hub) startStreams(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
+	if h.commands, err = method.NewQueue(ctx, js, h.methods, h.log.With("component", "commands"), h.cfg.Now); err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
 	if h.c2d, err = c2d.New(ctx, js, c2d.Config{Logger: h.log.With("component", "c2d"), Now: h.cfg.Now}); err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
@@ -157,7 +162,6 @@ func (h *Hub) startBroker() error {
 		return s
 	}
 	m := broker.NewMetrics(h.promReg)
-	h.methods = method.New()
 	var err error
 	h.broker, err = broker.New(broker.Config{
 		TCP:                 addr(h.cfg.MQTTAddr),
@@ -170,6 +174,7 @@ func (h *Hub) startBroker() error {
 		C2D:                 h.c2d,
 		Twins:               deviceTwins{h.twins},
 		OnPresence:          h.presence.record,
+		OnMethodsSubscribed: h.commands.Ready,
 		Metrics:             m,
 		Logger:              h.log.With("component", "broker"),
 		MaxMessageBytes:     h.cfg.MaxMessageBytes,

@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/cli"
 	"github.com/ferry-iot/ferry/internal/fault"
 	"github.com/ferry-iot/ferry/internal/hubtest"
+	"github.com/ferry-iot/ferry/internal/method"
 	"github.com/ferry-iot/ferry/internal/protocol"
 )
 
@@ -212,5 +213,63 @@ func TestBinaryMethodPayloads(t *testing.T) {
 	}
 	if resp.Status != 200 || resp.ContentType != "application/x-protobuf" || !bytes.Equal(resp.Payload, append([]byte{0x00, 0xff}, parcel...)) {
 		t.Fatalf("answer: status %d, %s, % x", resp.Status, resp.ContentType, resp.Payload)
+	}
+}
+
+// TestQueuedCommands: a call for an offline device with a queue TTL is kept
+// (durably: across a hub restart) and invoked when the device connects; its
+// lifecycle is readable; one that waits past its TTL expires.
+func TestQueuedCommands(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := hubtest.StartDir(t, dir)
+	dev := h.CreateDevice(t, "sleepy-1")
+	ctx := context.Background()
+
+	resp, cmd, err := h.Client.InvokeOrQueue(ctx, dev.ID, "", api.MethodRequest{MethodName: "wake", Payload: json.RawMessage(`{"n":1}`), ResponseTimeoutInSeconds: 10, QueueTTLInSeconds: 600})
+	if err != nil || resp != nil || cmd == nil || cmd.State != method.StateQueued {
+		t.Fatalf("queue a call: %+v %+v %v", resp, cmd, err)
+	}
+	_, stale, err := h.Client.InvokeOrQueue(ctx, dev.ID, "", api.MethodRequest{MethodName: "late", ResponseTimeoutInSeconds: 10, QueueTTLInSeconds: 1})
+	if err != nil || stale == nil {
+		t.Fatalf("queue a short-lived call: %+v %v", stale, err)
+	}
+	if _, _, err := h.Client.InvokeOrQueue(ctx, "ghost", "", api.MethodRequest{MethodName: "x", QueueTTLInSeconds: 60}); !fault.Is(err, fault.NotFound) {
+		t.Fatalf("queue for an unknown device: %v", err)
+	}
+	// The hub restarts; the calls are still there.
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the short-lived call's TTL passes
+	h = hubtest.StartDir(t, dir)
+	dev.Host = h.DeviceHost()
+	if got, err := h.Client.Command(ctx, cmd.ID); err != nil || got.State != method.StateQueued {
+		t.Fatalf("after the restart: %+v %v", got, err)
+	}
+	c := connect(t, h, dev, 4)
+	defer c.Disconnect()
+	answerMethods(t, c)
+	hubtest.Eventually(t, 10*time.Second, func() error {
+		got, err := h.Client.Command(ctx, cmd.ID)
+		if err != nil || got.State != method.StateCompleted {
+			return fault.Invalidf("command %+v %v", got, err)
+		}
+		if got.ResultStatus != 200 || string(got.ResultPayload) != `{"method":"wake","echo":{"n":1}}` {
+			return fault.Invalidf("result %d %s", got.ResultStatus, got.ResultPayload)
+		}
+		return nil
+	})
+	hubtest.Eventually(t, 10*time.Second, func() error {
+		got, err := h.Client.Command(ctx, stale.ID)
+		if err != nil || got.State != method.StateExpired {
+			return fault.Invalidf("short-lived command %+v %v", got, err)
+		}
+		return nil
+	})
+	// An online device is called at once, queue TTL or not.
+	resp, cmd, err = h.Client.InvokeOrQueue(ctx, dev.ID, "", api.MethodRequest{MethodName: "now", QueueTTLInSeconds: 600})
+	if err != nil || cmd != nil || resp == nil || resp.Status != 200 {
+		t.Fatalf("call an online device: %+v %+v %v", resp, cmd, err)
 	}
 }

@@ -8,6 +8,7 @@ package method
 
 import (
 	"context"
+	"crypto/rand"
 	"net/url"
 	"strconv"
 	"strings"
@@ -204,3 +205,5 @@ func validate(req *Request) error {
 	}
 	return nil
 }
+
+var randRead = rand.Read
