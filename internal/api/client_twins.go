@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 )
 
 // GetTwin returns a device's twin JSON (Azure's shape).
@@ -46,4 +47,12 @@ func (c *Client) Query(ctx context.Context, text string, maxItems int, continuat
 	err := c.do(ctx, request{method: http.MethodPost, path: "/devices/query", body: QueryRequest{Query: text},
 		header: h, out: &out, outHead: func(hd http.Header) { next = hd.Get(continuationHdr) }})
 	return out, next, err
+}
+
+// TwinAsOf returns a device's twin as it was at a time.
+func (c *Client) TwinAsOf(ctx context.Context, deviceID string, at time.Time) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := c.do(ctx, request{method: http.MethodGet, path: "/twins/" + url.PathEscape(deviceID),
+		query: url.Values{"asOf": {at.UTC().Format(time.RFC3339Nano)}}, out: &out})
+	return out, err
 }

@@ -18,10 +18,24 @@ type Twins interface {
 	PatchDesired(ctx context.Context, deviceID, moduleID string, patch []byte, ifMatch string) (*twin.Twin, twin.DesiredChange, error)
 	Replace(ctx context.Context, deviceID, moduleID string, doc []byte, ifMatch string) (*twin.Twin, twin.DesiredChange, error)
 	History(ctx context.Context, deviceID, moduleID string, from, to time.Time, limit int) ([]twin.Change, error)
+	AsOf(ctx context.Context, deviceID, moduleID string, at time.Time) (*twin.Twin, error)
 }
 
+// getTwin reads a twin; ?asOf=RFC3339 (beyond Azure) reads it as it was then.
 func (h *Handler) getTwin(w http.ResponseWriter, r *http.Request) error {
-	t, err := h.cfg.Twins.Get(r.Context(), r.PathValue("id"), r.PathValue("mid"))
+	var (
+		t   *twin.Twin
+		err error
+	)
+	if s := r.URL.Query().Get("asOf"); s != "" {
+		at, perr := time.Parse(time.RFC3339Nano, s)
+		if perr != nil {
+			return fault.Invalidf("asOf must be an RFC 3339 time such as 2026-11-23T05:00:00Z")
+		}
+		t, err = h.cfg.Twins.AsOf(r.Context(), r.PathValue("id"), r.PathValue("mid"), at)
+	} else {
+		t, err = h.cfg.Twins.Get(r.Context(), r.PathValue("id"), r.PathValue("mid"))
+	}
 	if err != nil {
 		return err
 	}

@@ -158,3 +158,27 @@ func TestTwinCommands(t *testing.T) {
 		t.Fatalf("twin update too deep: exit %d, %s", code, out)
 	}
 }
+
+func TestTwinAsOf(t *testing.T) {
+	t.Parallel()
+	h := hubtest.Start(t)
+	dev := h.CreateDevice(t, "asof-1")
+	ctx := context.Background()
+	if _, err := h.Client.PatchTwin(ctx, dev.ID, []byte(`{"properties":{"desired":{"mode":"eco"}}}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	between := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	if _, err := h.Client.PatchTwin(ctx, dev.ID, []byte(`{"properties":{"desired":{"mode":"boost"}}}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	old, err := h.Client.TwinAsOf(ctx, dev.ID, between)
+	if err != nil || !strings.Contains(string(old), `"mode":"eco"`) {
+		t.Fatalf("twin as of between the changes: %s %v", old, err)
+	}
+	now, err := h.Client.GetTwin(ctx, dev.ID)
+	if err != nil || !strings.Contains(string(now), `"mode":"boost"`) {
+		t.Fatalf("twin now: %s %v", now, err)
+	}
+}
