@@ -190,10 +190,17 @@ func TestPatchReportedBatchFailsAlone(t *testing.T) {
 // closes the service and the database, reopens the file and finds every
 // acknowledged patch.
 func TestPatchReportedDurable(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(fmt.Sprintf("sync=%v", on), func(t *testing.T) { testDurable(t, on) })
+	}
+}
+
+func testDurable(t *testing.T, syncTwins bool) {
 	path := filepath.Join(t.TempDir(), "ferry.db")
 	ctx := t.Context()
 	db, err := sqlite.Open(ctx, path)
 	must(t, err)
+	db.SyncTwins(syncTwins)
 	const devices, each = 20, 25
 	e := &env{db: db, clock: &clock{now: t0}}
 	for i := range devices {

@@ -49,14 +49,22 @@ func BenchmarkPatchReported(b *testing.B) {
 // devices from many concurrent callers (-cpu times 128 goroutines), as a
 // hub with many connected devices would: each caller waits for its patch's
 // acknowledgement before sending the next, so throughput comes from
-// committing concurrent patches together.
+// committing concurrent patches together. sync=true fsyncs every batch
+// (sqlite.DB.SyncTwins), as the hub's fsync durability asks.
 func BenchmarkPatchReportedParallel(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("sync=%v", on), func(b *testing.B) { benchParallel(b, on) })
+	}
+}
+
+func benchParallel(b *testing.B, syncTwins bool) {
 	const devices = 1000
 	ids := make([]string, devices)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("dev-%04d", i)
 	}
 	e := newEnv(b, ids...)
+	e.db.SyncTwins(syncTwins)
 	ctx := b.Context()
 	patches := make([][]byte, 16)
 	for i := range patches {

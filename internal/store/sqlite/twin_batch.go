@@ -32,8 +32,33 @@ type batchTwin struct {
 	changed bool       // whether t must be written
 }
 
+// SyncTwins sets whether UpdateTwins fsyncs the WAL at each commit, so
+// that a batch of reported patches is on disk when UpdateTwins returns and
+// survives power loss and OS crashes, as telemetry does with fsync
+// durability. Off (the default), a batch commit, like every other commit
+// of this database (WAL with synchronous=NORMAL), survives a crash of the
+// process but not of the machine. Only UpdateTwins is affected: one fsync
+// per batch is affordable, one per write elsewhere would not be.
+func (db *DB) SyncTwins(on bool) { db.twin.sync.Store(on) }
+
 func (db *DB) updateTwins(ctx context.Context, us []twin.Update) ([]error, error) {
-	tx, err := db.w.BeginTx(ctx, nil)
+	conn, err := db.w.Conn(ctx) // the writer: the pragma must apply to this transaction's connection
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if db.twin.sync.Load() {
+		// synchronous is per connection: FULL for this commit only, then
+		// back to the NORMAL of every other write.
+		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous=FULL`); err != nil {
+			return nil, err
+		}
+		// A failure to restore is ignored: the batch may be committed
+		// already, and must not be reported failed (its patches would be
+		// retried); the connection merely stays slower and safer.
+		defer conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous=NORMAL`) //nolint:errcheck
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"sync/atomic"
 )
 
 // twinStmts are the statements of a reported patch, prepared once on the
@@ -10,6 +11,8 @@ import (
 // holding the one writer connection.
 type twinStmts struct {
 	read, update, history *sql.Stmt
+
+	sync atomic.Bool // whether UpdateTwins commits with synchronous=FULL; see SyncTwins
 }
 
 func (db *DB) prepareTwin(ctx context.Context) error {
