@@ -5,6 +5,7 @@ import (
 
 	"github.com/ferry-iot/ferry/internal/api"
 	"github.com/ferry-iot/ferry/internal/hub"
+	"github.com/ferry-iot/ferry/internal/protocol"
 )
 
 type (
@@ -18,3 +19,5 @@ func countIs(got, want int) error {
 	}
 	return nil
 }
+
+func decodeKey(k string) ([]byte, error) { return protocol.DecodeKey(k) }
