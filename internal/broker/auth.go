@@ -129,7 +129,19 @@ func (b *Broker) authenticate(clientID string, pk *packets.Packet) (*conn, packe
 		!(modID != "" && strings.EqualFold(resource, protocol.DeviceResource(user.Host, devID, ""))) {
 		return nil, packets.ErrBadUsernameOrPassword, reasonWrongDevice
 	}
-	primary, secondary, status, err := b.cfg.Credentials.Keys(ctx, devID)
+	var (
+		primary, secondary []byte
+		status             registry.Status
+		err2               error
+	)
+	if modID == "" {
+		primary, secondary, status, err2 = b.cfg.Credentials.Keys(ctx, devID)
+	} else {
+		// A module signs with its own keys (a device-scoped policy token
+		// is checked below against the policy's keys instead).
+		primary, secondary, status, err2 = b.cfg.Credentials.ModuleKeys(ctx, devID, modID)
+	}
+	err = err2
 	switch {
 	case fault.Is(err, fault.NotFound):
 		return nil, packets.ErrBadUsernameOrPassword, reasonUnknown

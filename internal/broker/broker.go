@@ -38,6 +38,8 @@ import (
 // authenticate a CONNECT. registry.Service satisfies it.
 type Credentials interface {
 	Keys(ctx context.Context, id string) (primary, secondary []byte, status registry.Status, err error)
+	// ModuleKeys returns a module's keys and its device's status.
+	ModuleKeys(ctx context.Context, deviceID, moduleID string) (primary, secondary []byte, status registry.Status, err error)
 	Policy(ctx context.Context, name string) (*registry.Policy, error)
 }
 

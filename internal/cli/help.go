@@ -16,6 +16,7 @@ Commands:
   serve      run the hub (MQTT for devices, the REST API, metrics)
   device     manage device identities: create, list, show, update, delete,
              connection-string, sas-token
+  module     manage module identities under a device: create, list, show, delete, connection-string
   twin       read and change device twins: show, update, history
   query      query device twins: ferry query "SELECT * FROM devices WHERE ..."
   invoke     call a direct method on a device and print its answer
