@@ -42,10 +42,9 @@ type batcher struct {
 	store      BatchStore
 	linger     time.Duration
 	maxBatch   int
-	slots      chan struct{} // MaxPending tokens, taken per queued patch
-	kick       chan struct{} // cap 1; wakes a lingering goroutine (full batch, close)
-	ctx        context.Context
-	cancel     context.CancelFunc // aborts the batch transaction when Close gives up
+	slots      chan struct{}   // MaxPending tokens, taken per queued patch
+	kick       chan struct{}   // cap 1; wakes a lingering goroutine (full batch, close)
+	ctx        context.Context // of the batch transactions
 	mu         sync.Mutex
 	queue      []*reportedReq // guarded by mu
 	running    bool           // guarded by mu; whether the goroutine runs
@@ -64,7 +63,10 @@ func newBatcher(s *Service, st BatchStore, opts *Options) *batcher {
 	}
 	// The transactions run under the batcher's own context: one caller
 	// giving up must not abort a transaction that holds others' patches.
-	b.ctx, b.cancel = context.WithCancel(context.Background())
+	// It is never canceled: with a context that can end, the driver
+	// starts a watcher goroutine for every statement, a tenth of the
+	// batch's cost; a transaction ends by itself within busy_timeout.
+	b.ctx = context.Background()
 	return b
 }
 
@@ -217,26 +219,30 @@ func (b *batcher) answer(r *reportedReq, err error) {
 }
 
 // close refuses new patches and waits until the queued ones are answered.
-// When ctx ends first it aborts the running transaction (its patches fail,
-// none half-applied) and still waits for the goroutine to exit.
+// When ctx ends first, the patches not yet taken into a batch fail with
+// ErrClosed, and close still waits for the running batch, which ends by
+// itself, so that no goroutine outlives it.
 func (b *batcher) close(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
-	exited := b.exited
-	running := b.running
+	exited, running := b.exited, b.running
 	b.mu.Unlock()
 	b.wake()
 	if !running {
-		b.cancel()
 		return nil
 	}
 	select {
 	case <-exited:
-		b.cancel()
 		return nil
 	case <-ctx.Done():
-		b.cancel()
-		<-exited
-		return fmt.Errorf("twin: close: %w", ctx.Err())
 	}
+	b.mu.Lock()
+	rest := b.queue
+	b.queue = nil
+	b.mu.Unlock()
+	for _, r := range rest {
+		b.answer(r, ErrClosed)
+	}
+	<-exited
+	return fmt.Errorf("twin: close: %w", ctx.Err())
 }

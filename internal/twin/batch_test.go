@@ -292,3 +292,35 @@ func TestPatchReportedCanceled(t *testing.T) {
 	must(t, err)
 	wantJSON(t, "reported", tw.Reported.Doc, `{"a":1}`)
 }
+
+// TestPatchReportedCloseTimeout checks that when Close's context ends, the
+// patches not yet in a transaction fail with ErrClosed, the running batch
+// still commits, and Close returns after it.
+func TestPatchReportedCloseTimeout(t *testing.T) {
+	e := newEnv(t, "d1")
+	svc, g := newGated(e, twin.Options{})
+	ctx := t.Context()
+	first := make(chan error, 1)
+	go func() { _, err := svc.PatchReported(ctx, "d1", "", []byte(`{"a":1}`)); first <- err }()
+	<-g.entered
+	second := make(chan error, 1)
+	go func() { _, err := svc.PatchReported(ctx, "d1", "", []byte(`{"a":2}`)); second <- err }()
+	waitQueued(t, svc, 1)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- svc.Close(cctx) }()
+	if err := <-second; !errors.Is(err, twin.ErrClosed) {
+		t.Errorf("queued patch: err %v, want ErrClosed", err)
+	}
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned %v while a batch was running", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	g.release <- struct{}{}
+	must(t, <-first)
+	if err := <-closed; !errors.Is(err, context.Canceled) {
+		t.Errorf("Close: %v, want context.Canceled", err)
+	}
+}

@@ -70,8 +70,8 @@ func NewService(store Store, opts Options) *Service {
 
 // Close stops taking reported patches (later ones fail with ErrClosed) and
 // waits until those already sent are committed and answered. If ctx ends
-// first, the running transaction is aborted, the patches still waiting
-// fail, and Close returns ctx's error once they are answered. Call it
+// first, the patches not yet in a transaction fail with ErrClosed, and
+// Close returns ctx's error once the running transaction has ended. Call it
 // before closing the store. Close is idempotent; other methods keep
 // working.
 func (s *Service) Close(ctx context.Context) error {
