@@ -90,6 +90,9 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
 	h.registry = registry.NewService(h.db, registry.Options{Logger: h.log.With("component", "registry"), Now: cfg.Now})
+	// Twin acknowledgements promise what telemetry's do: fsynced before the
+	// answer in fsync durability, in the page cache in process durability.
+	h.db.SyncTwins(cfg.Durability == DurabilityFsync)
 	h.twins = twin.NewService(h.db, twin.Options{Now: cfg.Now})
 	if err := h.db.ResetConnectionStates(ctx, cfg.Now()); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
@@ -285,6 +288,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		}
 		if h.presenceRunning {
 			h.presence.close() // after the broker: its last disconnects are recorded
+		}
+		if h.twins != nil {
+			errs = append(errs, h.twins.Close(ctx)) // answers the reported patches still batched
 		}
 		if h.streams != nil {
 			h.streams.Close()
