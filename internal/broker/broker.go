@@ -234,9 +234,7 @@ func New(cfg Config) (*Broker, error) {
 
 // Start loads persisted sessions and starts serving. It returns at once.
 func (b *Broker) Start() error {
-	// Enough workers that requests which wait on a store (twin patches wait
-	// for a group commit) can gather into batches; idle workers cost little.
-	for range max(64, 2*runtime.GOMAXPROCS(0)) {
+	for range max(4, 2*runtime.GOMAXPROCS(0)) {
 		b.workers.Add(1)
 		go b.worker()
 	}

@@ -23,9 +23,8 @@ type Twins interface {
 }
 
 // twinRequest answers a device's twin GET or reported PATCH on
-// $iothub/twin/res/{status}/?$rid={rid}. The store work runs on a worker
-// (see offStack); answers go out in request order because the device's read
-// loop waits for each.
+// $iothub/twin/res/{status}/?$rid={rid}. Answers go out in request order
+// because the device's read loop waits for each.
 func (b *Broker) twinRequest(c *conn, pk packets.Packet, t protocol.Topic) error {
 	if pk.FixedHeader.Qos == 1 {
 		_ = c.writePacket(puback(pk.PacketID, packets.CodeSuccess))
@@ -40,7 +39,12 @@ func (b *Broker) twinRequest(c *conn, pk packets.Packet, t protocol.Topic) error
 		status, body = 503, twinError(fault.New(fault.Unavailable, "ServiceUnavailable", 503000, "twins are not available"))
 	} else {
 		patch := bytes.Clone(pk.Payload)
-		b.offStack(func() {
+		// A short-lived goroutine does the work: its stack (JSON, SQLite)
+		// dies with it, and unlike the worker pool it does not bound how
+		// many patches can wait together for one group commit.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			var err error
@@ -58,7 +62,8 @@ func (b *Broker) twinRequest(c *conn, pk packets.Packet, t protocol.Topic) error
 					b.log.Error("twin request failed", "client", c.clientID, "error", err)
 				}
 			}
-		})
+		}()
+		<-done
 	}
 	// Azure answers on the response topic whether or not the device
 	// subscribed to it; Ferry delivers only to subscribers, as the SDKs do
