@@ -58,7 +58,9 @@ type BatchStore interface {
 	// nil.
 	//
 	// Fn may be called with a copy of the twin that is thrown away when
-	// Fn fails; it must not keep the pointer.
+	// Fn fails; it must not keep the pointer. The Fns of one twin run in
+	// batch order, one at a time; those of different twins may run
+	// concurrently.
 	UpdateTwins(ctx context.Context, us []Update) (errs []error, err error)
 }
 

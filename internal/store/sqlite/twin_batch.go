@@ -3,6 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"github.com/ferry-iot/ferry/internal/fault"
 	"github.com/ferry-iot/ferry/internal/twin"
@@ -30,6 +33,57 @@ type batchTwin struct {
 	err     error      // why t is nil
 	exists  bool       // whether the twins row exists
 	changed bool       // whether t must be written
+	updates []int      // indexes of its updates, in batch order
+}
+
+// minParallel is the least number of twins in a batch worth spreading
+// over several goroutines.
+const minParallel = 8
+
+// applyAll calls the update functions, setting errs and changes by update
+// index. The functions of one twin run in batch order on one goroutine;
+// different twins run on up to GOMAXPROCS goroutines, since merging JSON
+// is most of a batch's CPU time and the SQL around it stays on the
+// writer's goroutine.
+func applyAll(us []twin.Update, order []*batchTwin, errs []error, changes [][]twin.Change) {
+	workers := min(runtime.GOMAXPROCS(0), len(order)/minParallel)
+	if workers <= 1 {
+		for _, bt := range order {
+			apply(us, bt, errs, changes)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(order)); i = next.Add(1) - 1 {
+				apply(us, order[i], errs, changes)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// apply runs the updates of one twin in order.
+func apply(us []twin.Update, bt *batchTwin, errs []error, changes [][]twin.Change) {
+	for _, i := range bt.updates {
+		if bt.t == nil {
+			errs[i] = bt.err
+			continue
+		}
+		// Fn works on a copy: a failing Fn may leave it half-changed,
+		// and the next update of this twin must see the last good state.
+		t := bt.t.Clone()
+		cs, err := us[i].Fn(t)
+		switch {
+		case err != nil:
+			errs[i] = wrap("update twin", err)
+		case len(cs) > 0:
+			changes[i] = cs
+			bt.t, bt.changed = t, true
+		}
+	}
 }
 
 // SyncTwins sets whether UpdateTwins fsyncs the WAL at each commit, so
@@ -66,6 +120,7 @@ func (db *DB) updateTwins(ctx context.Context, us []twin.Update) ([]error, error
 	read := tx.StmtContext(ctx, db.twin.read)
 	history := tx.StmtContext(ctx, db.twin.history)
 	errs := make([]error, len(us))
+	changes := make([][]twin.Change, len(us))
 	twins := make(map[[2]string]*batchTwin, len(us))
 	var order []*batchTwin // first-touch order, so writes are deterministic
 	for i, u := range us {
@@ -83,28 +138,16 @@ func (db *DB) updateTwins(ctx context.Context, us []twin.Update) ([]error, error
 			twins[k] = bt
 			order = append(order, bt)
 		}
-		if bt.t == nil {
-			errs[i] = bt.err
-			continue
-		}
-		// fn works on a copy: a failing fn may leave it half-changed,
-		// and the next update of this twin must see the last good state.
-		t := bt.t.Clone()
-		cs, err := u.Fn(t)
-		if err != nil {
-			errs[i] = wrap("update twin", err)
-			continue
-		}
-		if len(cs) == 0 {
-			continue
-		}
-		for _, c := range cs {
+		bt.updates = append(bt.updates, i)
+	}
+	applyAll(us, order, errs, changes)
+	for i, u := range us {
+		for _, c := range changes[i] {
 			if _, err := history.ExecContext(ctx, u.DeviceID, u.ModuleID, c.TwinVersion, string(c.Side), c.Version,
 				formatTime(c.Time), c.Source, string(c.Patch)); err != nil {
 				return nil, err
 			}
 		}
-		bt.t, bt.changed = t, true
 	}
 	for _, bt := range order {
 		if bt.changed {

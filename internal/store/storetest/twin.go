@@ -38,6 +38,7 @@ func RunTwin(t *testing.T, open func(t *testing.T) TwinStore) {
 		{"DeleteTwins", testTwinDelete},
 		{"DeviceDeleteRemovesTwins", testTwinDeviceDelete},
 		{"Batch", testTwinBatch},
+		{"BatchMany", testTwinBatchMany},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })

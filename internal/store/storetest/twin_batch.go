@@ -92,3 +92,37 @@ func testTwinBatch(t *testing.T, st TwinStore) {
 	}
 	check("d1", "", `{"n":3}`, 4, []int64{2, 3, 4})
 }
+
+// testTwinBatchMany checks a batch over many twins, several updates each,
+// which a store may apply concurrently across twins.
+func testTwinBatchMany(t *testing.T, st TwinStore) {
+	bs, ok := st.(twin.BatchStore)
+	if !ok {
+		t.Skip("the store does not implement twin.BatchStore")
+	}
+	const devices, rounds = 40, 3
+	for d := range devices {
+		addDevice(t, st, fmt.Sprintf("d%02d", d))
+	}
+	ctx := t.Context()
+	var us []twin.Update
+	for r := range rounds {
+		for d := range devices {
+			us = append(us, twin.Update{DeviceID: fmt.Sprintf("d%02d", d), Fn: bump(r*100 + d)})
+		}
+	}
+	errs, err := bs.UpdateTwins(ctx, us)
+	must(t, err)
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("update %d: %v", i, err)
+		}
+	}
+	for d := range devices {
+		got, err := st.GetTwin(ctx, fmt.Sprintf("d%02d", d), "")
+		must(t, err)
+		if want := fmt.Sprintf(`{"n":%d}`, (rounds-1)*100+d); string(got.Reported.Doc) != want || got.Version != rounds+1 {
+			t.Errorf("d%02d: reported %s version %d, want %s version %d", d, got.Reported.Doc, got.Version, want, rounds+1)
+		}
+	}
+}
