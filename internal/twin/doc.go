@@ -59,4 +59,21 @@
 // current twin, calls back into this package to compute the new state and
 // writes the row and its history entries. Changes to one twin are therefore
 // serialized by the store, and concurrent patches all apply.
+//
+// Reported patches, which every device sends, are group-committed when the
+// store is a [BatchStore]: [Service.PatchReported] validates the patch,
+// queues it and returns after the batch holding it has committed. One
+// goroutine, running only while patches are queued, takes everything queued
+// (up to Options.MaxBatch) and applies it in one write transaction, so
+// patches arriving while a transaction commits share the next commit. A
+// patch that fails fails alone; a batch transaction that fails as a whole is
+// retried one patch per transaction. Service changes (desired, tags) keep one
+// transaction each.
+//
+// # Durability
+//
+// A patch is acknowledged once its transaction has committed. What that
+// survives is the store's choice: the SQLite store's WAL with
+// synchronous=NORMAL survives a crash of the process; with
+// sqlite.DB.SyncTwins(true) each batch is fsynced and survives power loss.
 package twin
