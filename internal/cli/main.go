@@ -67,6 +67,11 @@ func (e *env) main(ctx context.Context, args []string) int {
 	case "bench":
 		return benchMain(ctx, rest, e.stdout, e.stderr)
 	default:
+		if noun == "device" && len(rest) > 0 && rest[0] == "module" {
+			// "ferry device module create D M", as the Azure CLI nests it, is
+			// "ferry module create D M".
+			return e.runNoun(ctx, findNoun("module"), rest[1:])
+		}
 		if n := findNoun(noun); n != nil {
 			return e.runNoun(ctx, n, rest)
 		}

@@ -2,9 +2,11 @@ package hub_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferry-iot/ferry/internal/cli"
 	"github.com/ferry-iot/ferry/internal/hubtest"
 	"github.com/ferry-iot/ferry/internal/protocol"
 	"github.com/ferry-iot/ferry/internal/registry"
@@ -63,5 +65,17 @@ func TestModuleClients(t *testing.T) {
 	tw := getTwin(t, h, dev.ID)
 	if rep := tw["properties"].(map[string]any)["reported"].(map[string]any); rep["rate"] != nil {
 		t.Fatalf("the module's patch reached the device twin: %v", rep)
+	}
+}
+
+func TestDeviceModuleCommandForm(t *testing.T) {
+	t.Parallel()
+	h := hubtest.Start(t)
+	h.CreateDevice(t, "gw-2")
+	var out, errb strings.Builder
+	code := cli.Main(context.Background(), []string{"device", "module", "create", "gw-2", "m1", "--json",
+		"--hub", h.OwnerConnectionString(), "--ca", h.CAFile()}, &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), `"moduleId": "m1"`) {
+		t.Fatalf("ferry device module create: %d %s %s", code, out.String(), errb.String())
 	}
 }
