@@ -21,6 +21,27 @@ const fs = require('fs');
 const { Client } = require('azure-iot-device');
 const { Mqtt } = require('azure-iot-device-mqtt');
 const { Registry } = require('azure-iothub');
+const { SharedAccessSignature, ConnectionString } = require('azure-iot-common');
+
+// postC2D queues a cloud-to-device message through Ferry's HTTPS endpoint
+// (azure-iothub's Client.send speaks AMQP, which Ferry does not).
+function postC2D(ownerCS, deviceId, body, headers) {
+  const cs = ConnectionString.parse(ownerCS);
+  const [host, port] = cs.HostName.split(':');
+  const sas = SharedAccessSignature.create(cs.HostName, cs.SharedAccessKeyName, cs.SharedAccessKey,
+    Math.floor(Date.now() / 1000) + 3600).toString();
+  return new Promise((resolve, reject) => {
+    const req = https.request({ host, port: Number(port), method: 'POST',
+      path: `/devices/${encodeURIComponent(deviceId)}/messages/deviceBound?api-version=2021-04-12`,
+      headers: { Authorization: sas, 'Content-Type': 'text/plain', ...headers } }, (res) => {
+      let data = '';
+      res.on('data', (d) => { data += d; });
+      res.on('end', () => (res.statusCode === 202 ? resolve(JSON.parse(data)) : reject(new Error(`${res.statusCode} ${data}`))));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 const summary = { ok: false, steps: [], failures: [] };
 const fail = (what) => summary.failures.push(what);
@@ -76,6 +97,23 @@ async function main() {
   const { result } = await q.nextAsTwin();
   step('query', { count: result.length, ids: result.map((t) => t.deviceId), hasMore: q.hasMoreResults });
   if (result.length !== 1 || result[0].deviceId !== deviceId) fail(`query result: ${JSON.stringify(result)}`);
+
+  // A cloud-to-device message reaches the SDK's 'message' event with its properties.
+  const received = new Promise((resolve) => {
+    device.on('message', (msg) => {
+      device.complete(msg, () => {});
+      resolve(msg);
+    });
+  });
+  const accepted = await postC2D(process.env.FERRY_OWNER_CS, deviceId, 'hello device',
+    { 'iothub-messageid': 'c2d-node-1', 'iothub-app-kind': 'greeting' });
+  const msg = await within(received, 15000, 'cloud-to-device message');
+  const props = {};
+  msg.properties.propertyList.forEach((p) => { props[p.key] = p.value; });
+  step('c2d', { accepted: accepted.messageId, messageId: msg.messageId, data: msg.data.toString(), props });
+  if (msg.data.toString() !== 'hello device' || msg.messageId !== 'c2d-node-1' || props.kind !== 'greeting') {
+    fail(`c2d message: ${JSON.stringify({ messageId: msg.messageId, data: msg.data.toString(), props })}`);
+  }
 
   await device.close();
   summary.ok = summary.failures.length === 0;
