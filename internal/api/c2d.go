@@ -19,6 +19,33 @@ type C2D interface {
 	Pending(ctx context.Context, deviceID string) ([]c2d.Message, error)
 	Purge(ctx context.Context, deviceID string) (int, error)
 	ReadFeedback(ctx context.Context, after uint64, limit int) ([]c2d.Feedback, uint64, error)
+	ReadDeadLetters(ctx context.Context, after uint64, limit int) ([]c2d.DeadLetter, uint64, error)
+}
+
+// DeadLetterPage is a page of cloud-to-device dead letters.
+type DeadLetterPage struct {
+	DeadLetters []c2d.DeadLetter `json:"deadLetters"`
+	Next        uint64           `json:"next"`
+}
+
+func (h *Handler) readDeadLetters(w http.ResponseWriter, r *http.Request) error {
+	var after uint64
+	if s := r.URL.Query().Get("after"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return fault.Invalidf("after must be a sequence number")
+		}
+		after = n
+	}
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	list, next, err := h.cfg.C2D.ReadDeadLetters(r.Context(), after, limit)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []c2d.DeadLetter{}
+	}
+	return writeJSON(w, http.StatusOK, DeadLetterPage{DeadLetters: list, Next: next})
 }
 
 // Headers of POST /devices/{id}/messages/deviceBound, named as in Azure's

@@ -82,3 +82,16 @@ func (c *Client) C2DFeedback(ctx context.Context, after uint64, limit int) (*Fee
 	}
 	return &out, nil
 }
+
+// C2DDeadLetters reads the messages that left their queue undelivered.
+func (c *Client) C2DDeadLetters(ctx context.Context, after uint64, limit int) (*DeadLetterPage, error) {
+	q := url.Values{"after": {strconv.FormatUint(after, 10)}}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out DeadLetterPage
+	if err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/c2d/deadletter", query: q, out: &out}); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

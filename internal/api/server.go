@@ -107,6 +107,7 @@ func NewHandler(cfg Config) *Handler {
 	h.route("/api/v1/commands/{cmd}", "GET", registry.ServiceConnect, h.getCommand)
 	h.route("/api/v1/twins/{id}/history", "GET", registry.RegistryRead, h.twinHistory)
 	h.route("/api/v1/twins/{id}/modules/{mid}/history", "GET", registry.RegistryRead, h.twinHistory)
+	h.route("/api/v1/c2d/deadletter", "GET", registry.ServiceConnect, h.readDeadLetters)
 	h.route("/api/v1/c2d/feedback", "GET", registry.ServiceConnect, h.readFeedback)
 	h.route("/api/v1/streams", "GET", registry.ServiceConnect, h.listStreams)
 	h.route("/api/v1/streams/{stream}/messages", "GET", registry.ServiceConnect, h.readStream)

@@ -84,3 +84,31 @@ func (s *Service) ReadFeedback(ctx context.Context, after uint64, limit int) ([]
 	}
 	return out, next, nil
 }
+
+// ReadDeadLetters returns up to limit dead letters after sequence after.
+func (s *Service) ReadDeadLetters(ctx context.Context, after uint64, limit int) ([]DeadLetter, uint64, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	st, err := s.js.Stream(ctx, DeadLetterStream)
+	if err != nil {
+		return nil, after, fmt.Errorf("c2d: dead letters: %w", err)
+	}
+	var out []DeadLetter
+	next := after
+	for len(out) < limit {
+		raw, err := st.GetMsg(ctx, next+1, jetstream.WithGetMsgSubject(deadLetterSubject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, after, fmt.Errorf("c2d: read dead letters: %w", err)
+		}
+		var d DeadLetter
+		if json.Unmarshal(raw.Data, &d) == nil {
+			out = append(out, d)
+		}
+		next = raw.Sequence
+	}
+	return out, next, nil
+}

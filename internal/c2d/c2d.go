@@ -36,6 +36,10 @@ const (
 	queuePrefix     = "ferry.c2d.d."
 	FeedbackStream  = "FERRY_C2D_FEEDBACK"
 	feedbackSubject = "ferry.c2d.feedback"
+	// DeadLetterStream keeps the messages that expired or were delivered too
+	// often without an acknowledgement, for inspection.
+	DeadLetterStream  = "FERRY_C2D_DEADLETTER"
+	deadLetterSubject = "ferry.c2d.deadletter"
 )
 
 // Ack modes: which outcomes produce a feedback record (Azure's iothub-ack).
@@ -58,7 +62,7 @@ const (
 type Config struct {
 	MaxPending       int           // messages queued per device (default 50)
 	MaxBytes         int           // body and properties of one message (default 64 KiB)
-	DefaultTTL       time.Duration // default 1h
+	DefaultTTL       time.Duration // default 48h (Azure's maximum; its hubs default to 1h)
 	MaxTTL           time.Duration // longest TTL accepted, and the queue's age bound (default 48h)
 	MaxDeliveryCount int           // deliveries before a message is dead-lettered (default 10)
 	Logger           *slog.Logger
@@ -73,7 +77,7 @@ func (c *Config) setDefaults() {
 		c.MaxBytes = 64 * 1024
 	}
 	if c.DefaultTTL <= 0 {
-		c.DefaultTTL = time.Hour
+		c.DefaultTTL = 48 * time.Hour
 	}
 	if c.MaxTTL <= 0 {
 		c.MaxTTL = 48 * time.Hour
@@ -93,6 +97,13 @@ func (c *Config) setDefaults() {
 type Property struct {
 	Key   string `json:"key"`
 	Value string `json:"value"`
+}
+
+// DeadLetter is a message that left its queue undelivered.
+type DeadLetter struct {
+	DeviceID string  `json:"deviceId"`
+	Reason   string  `json:"reason"` // StatusExpired or StatusDeliveryCountExceeded
+	Message  Message `json:"message"`
 }
 
 // Message is a cloud-to-device message.
@@ -184,6 +195,15 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Service, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("c2d: open %s: %w", FeedbackStream, err)
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        DeadLetterStream,
+		Description: "Ferry cloud-to-device messages that expired or were delivered too often",
+		Subjects:    []string{deadLetterSubject},
+		Storage:     jetstream.FileStorage,
+		MaxAge:      7 * 24 * time.Hour,
+	}); err != nil {
+		return nil, fmt.Errorf("c2d: open %s: %w", DeadLetterStream, err)
 	}
 	return &Service{cfg: cfg, queue: queue, feedback: fb, js: js,
 		devices: make(map[string]*device), counts: make(map[uint64]int)}, nil

@@ -188,8 +188,14 @@ func (s *Service) pass(ctx context.Context, deviceID string, d *device) {
 	}
 }
 
-// drop removes a message that will not be delivered, with negative feedback when asked.
+// drop moves a message that will not be delivered to the dead-letter
+// stream, with negative feedback when asked.
 func (s *Service) drop(ctx context.Context, deviceID string, m *Message, status, why string) {
+	dl, _ := json.Marshal(DeadLetter{DeviceID: deviceID, Reason: status, Message: *m})
+	if _, err := s.js.Publish(ctx, deadLetterSubject, dl); err != nil {
+		s.cfg.Logger.Error("c2d: dead-letter a message", "device", deviceID, "message", m.MessageID, "error", err)
+		return // keep it queued rather than lose it
+	}
 	if err := s.queue.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		s.cfg.Logger.Error("c2d: remove a message", "device", deviceID, "seq", m.Sequence, "error", err)
 		return

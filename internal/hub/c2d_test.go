@@ -157,6 +157,10 @@ func TestC2DRefusalsExpiryAndPurge(t *testing.T) {
 	if pk, err := c.Next(200 * time.Millisecond); err == nil && pk.FixedHeader.Type == packets.Publish {
 		t.Fatalf("an expired message was delivered: %q", pk.Payload)
 	}
+	dl, err := h.Client.C2DDeadLetters(ctx, 0, 10)
+	if err != nil || len(dl.DeadLetters) != 1 || dl.DeadLetters[0].Message.MessageID != "old" || dl.DeadLetters[0].Reason != c2d.StatusExpired {
+		t.Fatalf("dead letters: %+v %v", dl, err)
+	}
 	c.Disconnect()
 
 	// The queue holds 50 messages (Azure's default); the 51st is refused.
@@ -165,7 +169,7 @@ func TestC2DRefusalsExpiryAndPurge(t *testing.T) {
 			t.Fatalf("message %d: %v", i, err)
 		}
 	}
-	_, err := h.Client.SendC2D(ctx, dev.ID, []byte("q"), api.C2DOptions{})
+	_, err = h.Client.SendC2D(ctx, dev.ID, []byte("q"), api.C2DOptions{})
 	if e := fault.As(err); e == nil || e.Kind != fault.Forbidden || e.Num != 403004 {
 		t.Fatalf("51st message: %v, want 403004 DeviceMaximumQueueDepthExceeded", err)
 	}
