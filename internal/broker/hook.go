@@ -10,7 +10,6 @@ import (
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/packets"
 
-	"github.com/ferry-iot/ferry/internal/protocol"
 	"github.com/ferry-iot/ferry/internal/session"
 )
 
@@ -116,32 +115,22 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	return pk, nil
 }
 
-// OnACLCheck confines devices to their own topics; policy clients may use
-// any topic outside the device namespaces.
+// OnACLCheck keeps policy clients (the only clients mochi serves; devices
+// run on the broker's own loop, see serveConn) out of the device namespaces.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	c := h.b.connOf(cl)
 	if c == nil {
 		return false
 	}
-	var ok bool
-	switch c.kind {
-	case identDevice:
-		if write {
-			ok = protocol.DeviceMayPublish(c.deviceID, c.moduleID, topic)
-		} else {
-			ok = protocol.DeviceOwnsFilter(c.deviceID, c.moduleID, topic)
-		}
-	case identClient:
-		ok = !reservedTopic(topic)
-	}
-	if !ok {
+	if reservedTopic(topic) {
 		h.b.cfg.Metrics.aclDenied()
 		if c.denied < 10 { // a hostile client must not flood the log
 			c.denied++
 			h.b.log.Warn("topic refused", "client", cl.ID, "topic", topic, "publish", write)
 		}
+		return false
 	}
-	return ok
+	return true
 }
 
 // reservedTopic reports topics that belong to the device protocol, which
