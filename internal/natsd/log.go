@@ -31,8 +31,9 @@ func (l *logger) emit(level slog.Level, format string, v []any) {
 	l.log.Log(context.Background(), level, fmt.Sprintf(format, v...), attrSource, "nats")
 }
 
-// Noticef implements server.Logger.
-func (l *logger) Noticef(format string, v ...any) { l.emit(slog.LevelInfo, format, v) }
+// Noticef implements server.Logger. The embedded server's notices (its
+// start-up banner, stream restores) are debug detail for a hub operator.
+func (l *logger) Noticef(format string, v ...any) { l.emit(slog.LevelDebug, format, v) }
 
 // Warnf implements server.Logger.
 func (l *logger) Warnf(format string, v ...any) { l.emit(slog.LevelWarn, format, v) }
