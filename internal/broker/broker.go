@@ -196,7 +196,7 @@ func New(cfg Config) (*Broker, error) {
 		Capabilities:             caps,
 		ClientNetReadBufferSize:  cfg.ReadBufferSize,
 		ClientNetWriteBufferSize: cfg.WriteBufferSize,
-		Logger:                   cfg.Logger.With("component", "mqtt"),
+		Logger:                   slog.New(warnAndAbove{cfg.Logger.Handler()}).With("component", "mqtt"),
 		SysTopicResendInterval:   0,
 		InlineClient:             true, // the hub publishes to devices (C2D, methods, twin) through it
 	})
@@ -402,3 +402,15 @@ func (b *Broker) MethodsReady(clientID string) bool {
 func (b *Broker) PublishToDevice(clientID, topic string, payload []byte) error {
 	return b.Deliver(clientID, topic, payload, 0)
 }
+
+// warnAndAbove passes on mochi's warnings and errors only: its start-up and
+// per-client information lines repeat what the hub logs itself.
+type warnAndAbove struct{ slog.Handler }
+
+func (w warnAndAbove) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && w.Handler.Enabled(ctx, l)
+}
+func (w warnAndAbove) WithAttrs(a []slog.Attr) slog.Handler {
+	return warnAndAbove{w.Handler.WithAttrs(a)}
+}
+func (w warnAndAbove) WithGroup(g string) slog.Handler { return warnAndAbove{w.Handler.WithGroup(g)} }
