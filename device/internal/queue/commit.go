@@ -10,11 +10,13 @@ import (
 // dirty pages (and its latency for the first caller in it) stay bounded.
 const maxBatch = 4096
 
-// request is one Enqueue (val set) or Ack (acks set) handed to the
-// committer. The committer sets seq and err, then closes done.
+// request is one Enqueue (vals set) or Ack (acks set) handed to the
+// committer. The committer sets seq (the first record's; the others follow
+// consecutively) and err, then closes done.
 type request struct {
-	val      []byte   // encoded record
-	reserved bool     // Enqueue reserved space for val; release it after the commit
+	vals     [][]byte // encoded records
+	size     int64    // total length of vals
+	reserved bool     // Enqueue reserved space for vals; release it after the commit
 	acks     []uint64 // Seqs to remove
 	seq      uint64
 	err      error
@@ -30,31 +32,55 @@ type request struct {
 // committer. Once the committer has taken r, Enqueue waits for the commit
 // whatever ctx does, so an error always means r was not stored.
 func (q *Queue) Enqueue(ctx context.Context, r Record) (Record, error) {
+	out, err := q.EnqueueBatch(ctx, []Record{r})
+	if err != nil {
+		return Record{}, err
+	}
+	return out[0], nil
+}
+
+// EnqueueBatch is Enqueue for several records at once: they are committed
+// together (all or none) with consecutive Seqs in slice order. A producer
+// with many records ready should use it, because each producer waits for
+// one commit (one fsync) per call.
+func (q *Queue) EnqueueBatch(ctx context.Context, recs []Record) ([]Record, error) {
 	if err := ctx.Err(); err != nil {
-		return Record{}, fmt.Errorf("queue: enqueue: %w", err)
+		return nil, fmt.Errorf("queue: enqueue: %w", err)
 	}
-	if r.ID == "" {
-		r.ID = newID()
+	if len(recs) == 0 {
+		return nil, nil
 	}
-	if r.Enqueued.IsZero() {
-		r.Enqueued = time.Now()
+	out := make([]Record, len(recs))
+	req := &request{vals: make([][]byte, len(recs)), done: make(chan struct{})}
+	for i, r := range recs {
+		if r.ID == "" {
+			r.ID = newID()
+		}
+		if r.Enqueued.IsZero() {
+			r.Enqueued = time.Now()
+		}
+		r.Seq = 0
+		out[i] = r
+		req.vals[i] = encode(r)
+		req.size += int64(len(req.vals[i]))
 	}
-	r.Seq = 0
-	req := &request{val: encode(r), done: make(chan struct{})}
-	if size := int64(len(req.val)); size > q.opts.MaxBytes {
-		return Record{}, fmt.Errorf("%w: %d bytes encoded, MaxBytes is %d", ErrTooLarge, size, q.opts.MaxBytes)
+	if req.size > q.opts.MaxBytes || len(recs) > q.opts.MaxRecords {
+		return nil, fmt.Errorf("%w: %d records, %d bytes encoded; MaxRecords is %d, MaxBytes %d",
+			ErrTooLarge, len(recs), req.size, q.opts.MaxRecords, q.opts.MaxBytes)
 	}
 	if q.opts.Full != DropOldest {
-		if err := q.reserve(ctx, int64(len(req.val))); err != nil {
-			return Record{}, err
+		if err := q.reserve(ctx, len(recs), req.size); err != nil {
+			return nil, err
 		}
 		req.reserved = true
 	}
 	if err := q.submit(ctx, req); err != nil {
-		return Record{}, fmt.Errorf("queue: enqueue: %w", err)
+		return nil, fmt.Errorf("queue: enqueue: %w", err)
 	}
-	r.Seq = req.seq
-	return r, nil
+	for i := range out {
+		out[i].Seq = req.seq + uint64(i)
+	}
+	return out, nil
 }
 
 // Ack removes the records with the given Seqs and returns after the
@@ -72,18 +98,18 @@ func (q *Queue) Ack(seqs ...uint64) error {
 	return nil
 }
 
-// reserve waits until a record of size bytes fits within the bounds,
-// counting records other Enqueues have reserved but not yet committed, and
-// reserves room for it.
-func (q *Queue) reserve(ctx context.Context, size int64) error {
+// reserve waits until n records of size bytes in total fit within the
+// bounds, counting records other Enqueues have reserved but not yet
+// committed, and reserves room for them.
+func (q *Queue) reserve(ctx context.Context, n int, size int64) error {
 	q.mu.Lock()
 	for {
 		if q.closed {
 			q.mu.Unlock()
 			return ErrClosed
 		}
-		if q.count+q.resCount < q.opts.MaxRecords && q.bytes+q.resBytes+size <= q.opts.MaxBytes {
-			q.resCount++
+		if q.count+q.resCount+n <= q.opts.MaxRecords && q.bytes+q.resBytes+size <= q.opts.MaxBytes {
+			q.resCount += n
 			q.resBytes += size
 			q.mu.Unlock()
 			return nil
@@ -138,8 +164,8 @@ func (q *Queue) release(req *request) {
 		return
 	}
 	q.mu.Lock()
-	q.resCount--
-	q.resBytes -= int64(len(req.val))
+	q.resCount -= len(req.vals)
+	q.resBytes -= req.size
 	q.broadcast()
 	q.mu.Unlock()
 }

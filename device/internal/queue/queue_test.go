@@ -234,3 +234,34 @@ func TestWaitWakesWhenDrained(t *testing.T) {
 		t.Fatal("Wait did not return after the queue drained")
 	}
 }
+
+func TestEnqueueBatch(t *testing.T) {
+	path := tempPath(t)
+	q := openQueue(t, path, queue.Options{MaxRecords: 5, Full: queue.RejectNew})
+	mustEnqueue(t, q, queue.Record{})
+	got, err := q.EnqueueBatch(context.Background(), []queue.Record{{Body: []byte("a")}, {Body: []byte("b")}, {ID: "c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range got {
+		if r.Seq != uint64(2+i) || r.ID == "" {
+			t.Fatalf("record %d = %+v; want Seq %d and an ID", i, r, 2+i)
+		}
+	}
+	// All or none: three more do not fit beside four.
+	if _, err := q.EnqueueBatch(context.Background(), make([]queue.Record, 3)); !errors.Is(err, queue.ErrQueueFull) {
+		t.Fatalf("EnqueueBatch over the bound = %v; want ErrQueueFull", err)
+	}
+	if _, err := q.EnqueueBatch(context.Background(), make([]queue.Record, 6)); !errors.Is(err, queue.ErrTooLarge) {
+		t.Fatalf("EnqueueBatch larger than MaxRecords = %v; want ErrTooLarge", err)
+	}
+	q.Close()
+	q = openQueue(t, path, queue.Options{})
+	recs, err := q.Peek(1, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 3 || !sameRecord(recs[0], got[0]) || !sameRecord(recs[2], got[2]) {
+		t.Fatalf("after reopen: %+v\nwant %+v", recs, got)
+	}
+}

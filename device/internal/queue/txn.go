@@ -20,12 +20,12 @@ type delta struct {
 func (q *Queue) commit(batch []*request) {
 	var last uint64
 	for _, req := range batch {
-		if req.val != nil {
+		if len(req.vals) > 0 {
 			req.seq = q.next
-			last = q.next
 			// Advanced even if the commit fails: a skipped Seq is harmless,
 			// and it keeps Seqs strictly increasing within this run.
-			q.next++
+			q.next += uint64(len(req.vals))
+			last = q.next - 1
 		}
 	}
 	var d delta
@@ -42,8 +42,8 @@ func (q *Queue) commit(batch []*request) {
 	q.mu.Lock()
 	for _, req := range batch {
 		if req.reserved {
-			q.resCount--
-			q.resBytes -= int64(len(req.val))
+			q.resCount -= len(req.vals)
+			q.resBytes -= req.size
 		}
 	}
 	if err == nil {
@@ -77,14 +77,14 @@ func (q *Queue) apply(b *bbolt.Bucket, batch []*request, last uint64) (delta, er
 		}
 	}
 	for _, req := range batch {
-		if req.val == nil {
-			continue
+		for i, val := range req.vals {
+			seq := req.seq + uint64(i)
+			if err := b.Put(seqKey(seq), val); err != nil {
+				return delta{}, fmt.Errorf("put %d: %w", seq, err)
+			}
 		}
-		if err := b.Put(seqKey(req.seq), req.val); err != nil {
-			return delta{}, fmt.Errorf("put %d: %w", req.seq, err)
-		}
-		d.count++
-		d.bytes += int64(len(req.val))
+		d.count += len(req.vals)
+		d.bytes += req.size
 	}
 	if last != 0 {
 		// The bucket's sequence remembers the last Seq even once every
