@@ -1,0 +1,241 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// conn is one MQTT connection. Its read goroutine is the only reader; writes
+// from any goroutine go through wmu. The run loop owns it: it dials it, waits
+// for dead, and calls shutdown, which fails whatever is still in flight.
+type conn struct {
+	t    *Transport
+	nc   net.Conn
+	r    *bufio.Reader
+	wmu  sync.Mutex
+	slot chan struct{} // window semaphore: a token per unacknowledged publish
+
+	mu       sync.Mutex
+	inflight map[uint16]func(error)
+	nextID   uint16
+	closing  bool          // no new publishes (renewal drain or teardown)
+	stopping chan struct{} // closed with closing, wakes publishers waiting for a slot
+	drained  chan struct{} // signalled when inflight becomes empty while closing
+	pongDue  bool          // a PINGREQ is unanswered
+	suback   chan []byte   // the one SUBACK the handshake waits for
+
+	dead     chan struct{} // closed when the connection failed
+	deadOnce sync.Once
+	err      error // why it died, set before dead is closed
+	readDone chan struct{}
+	pingDone chan struct{}
+}
+
+// dial connects, sends CONNECT with a fresh token, and subscribes. It returns
+// the running connection and the token's expiry.
+func (t *Transport) dial(ctx context.Context) (*conn, time.Time, error) {
+	cfg := &t.cfg
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	nc, err := cfg.Dial(ctx, "tcp", cfg.addr())
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("transport: dial %s: %w", cfg.addr(), err)
+	}
+	// One deadline covers TLS, CONNACK and SUBACK; a silent hub must not
+	// hold the run loop past connectTimeout.
+	deadline, _ := ctx.Deadline()
+	_ = nc.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = nc.Close() }) // Close during a dial
+	defer stop()
+	if !cfg.InsecureTCP {
+		tc := tlsConfig(cfg)
+		tconn := tls.Client(nc, tc)
+		if err := tconn.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, time.Time{}, fmt.Errorf("transport: tls: %w", err)
+		}
+		nc = tconn
+	}
+	c := &conn{
+		t: t, nc: nc, r: bufio.NewReader(nc),
+		slot:     make(chan struct{}, cfg.Window),
+		inflight: make(map[uint16]func(error)),
+		stopping: make(chan struct{}),
+		drained:  make(chan struct{}, 1),
+		suback:   make(chan []byte, 1),
+		dead:     make(chan struct{}),
+		readDone: make(chan struct{}),
+		pingDone: make(chan struct{}),
+	}
+	tok, exp := cfg.token(time.Now())
+	if err := c.handshake(tok); err != nil {
+		_ = nc.Close()
+		return nil, time.Time{}, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	go c.readLoop()
+	go c.pingLoop()
+	if err := c.subscribe(ctx); err != nil {
+		c.fail(err)
+		c.shutdown(err)
+		return nil, time.Time{}, err
+	}
+	return c, exp, nil
+}
+
+func tlsConfig(cfg *Config) *tls.Config {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.TLS != nil {
+		tc = cfg.TLS.Clone()
+	}
+	if tc.ServerName == "" {
+		host := cfg.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		tc.ServerName = host
+	}
+	return tc
+}
+
+func (c *conn) handshake(token string) error {
+	cfg := &c.t.cfg
+	pk := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+		ProtocolVersion: 4,
+		Connect: packets.ConnectParams{
+			ProtocolName:     []byte("MQTT"),
+			Clean:            true, // subscriptions are made again on every connect
+			Keepalive:        uint16(min(cfg.KeepAlive/time.Second, 65535)),
+			ClientIdentifier: cfg.clientID(),
+			UsernameFlag:     true,
+			Username:         []byte(cfg.username()),
+			PasswordFlag:     true,
+			Password:         []byte(token),
+		},
+	}
+	if err := c.write(pk); err != nil {
+		return fmt.Errorf("transport: send CONNECT: %w", err)
+	}
+	ack, err := readPacket(c.r)
+	if err != nil {
+		return fmt.Errorf("transport: read CONNACK: %w", err)
+	}
+	if ack.FixedHeader.Type != packets.Connack {
+		return fmt.Errorf("transport: expected CONNACK, got packet type %d", ack.FixedHeader.Type)
+	}
+	if ack.ReasonCode != 0 {
+		return &RefusedError{Code: ack.ReasonCode}
+	}
+	return nil
+}
+
+// subscribe sends the configured filters and waits for the SUBACK, so that
+// "Connected" means C2D and method requests can already arrive.
+func (c *conn) subscribe(ctx context.Context) error {
+	subs := c.t.cfg.Subscriptions
+	if len(subs) == 0 {
+		return nil
+	}
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: 1}
+	for _, f := range subs {
+		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: 1})
+	}
+	if err := c.write(pk); err != nil {
+		return fmt.Errorf("transport: send SUBSCRIBE: %w", err)
+	}
+	select {
+	case codes := <-c.suback:
+		for i, code := range codes {
+			if code >= 0x80 && i < len(subs) {
+				// A refused filter is a configuration error that reconnecting
+				// would not fix; log it and keep the rest.
+				c.t.cfg.Logger.Warn("transport: subscription refused", "filter", subs[i], "code", code)
+			}
+		}
+		return nil
+	case <-c.dead:
+		return c.err
+	case <-ctx.Done():
+		return fmt.Errorf("transport: no SUBACK: %w", ctx.Err())
+	}
+}
+
+// write encodes and writes one packet. The write deadline keeps a stalled
+// TCP connection from blocking publishers forever.
+func (c *conn) write(pk packets.Packet) error { return c.writeWithin(pk, c.t.cfg.KeepAlive) }
+
+func (c *conn) writeWithin(pk packets.Packet, d time.Duration) error {
+	pk.ProtocolVersion = 4
+	var buf bytes.Buffer
+	var err error
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		err = pk.ConnectEncode(&buf)
+	case packets.Publish:
+		err = pk.PublishEncode(&buf)
+	case packets.Puback:
+		err = pk.PubackEncode(&buf)
+	case packets.Subscribe:
+		err = pk.SubscribeEncode(&buf)
+	case packets.Pingreq:
+		err = pk.PingreqEncode(&buf)
+	case packets.Disconnect:
+		err = pk.DisconnectEncode(&buf)
+	default:
+		err = fmt.Errorf("cannot encode packet type %d", pk.FixedHeader.Type)
+	}
+	if err != nil {
+		return fmt.Errorf("transport: encode: %w", err)
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+	_, err = c.nc.Write(buf.Bytes())
+	return err
+}
+
+// readPacket reads one MQTT 3.1.1 packet.
+func readPacket(r *bufio.Reader) (packets.Packet, error) {
+	var pk packets.Packet
+	b, err := r.ReadByte()
+	if err != nil {
+		return pk, err
+	}
+	if err := pk.FixedHeader.Decode(b); err != nil {
+		return pk, err
+	}
+	n, _, err := packets.DecodeLength(r)
+	if err != nil {
+		return pk, err
+	}
+	pk.FixedHeader.Remaining = n
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return pk, err
+	}
+	pk.ProtocolVersion = 4
+	switch pk.FixedHeader.Type {
+	case packets.Connack:
+		err = pk.ConnackDecode(buf)
+	case packets.Publish:
+		err = pk.PublishDecode(buf)
+	case packets.Puback:
+		err = pk.PubackDecode(buf)
+	case packets.Suback:
+		err = pk.SubackDecode(buf)
+	case packets.Pingresp, packets.Unsuback, packets.Disconnect:
+	default:
+		err = fmt.Errorf("unexpected packet type %d", pk.FixedHeader.Type)
+	}
+	return pk, err
+}

@@ -1,0 +1,204 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// Transport is a device's self-healing MQTT connection. Its methods are safe
+// for concurrent use.
+type Transport struct {
+	cfg    Config
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the run loop and status goroutine ended
+	status *statusQueue
+
+	mu        sync.Mutex
+	cur       *conn         // the connection accepting publishes, or nil
+	connected chan struct{} // closed while cur != nil; replaced when it goes
+	closed    bool
+	closeOnce sync.Once
+}
+
+// Start returns a transport that connects in the background and keeps
+// reconnecting until Close. It never fails for network reasons; an invalid
+// Config is reported as status Closed with the error.
+func Start(ctx context.Context, cfg Config) *Transport {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	t := &Transport{cfg: cfg, ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		connected: make(chan struct{})}
+	err := t.cfg.setDefaults()
+	t.status = newStatusQueue(cfg.OnStatus)
+	go func() {
+		defer close(t.done)
+		defer t.status.stop()
+		if err != nil {
+			t.markClosed()
+			t.status.push(Closed, err)
+			return
+		}
+		t.run()
+	}()
+	return t
+}
+
+// run owns every connection: it dials, waits for the connection to die or
+// its token to near expiry, and backs off between failed attempts.
+func (t *Transport) run() {
+	cfg := &t.cfg
+	attempt := 0
+	renewal := false // the last connection ended for a token renewal
+loop:
+	for {
+		if !renewal {
+			t.status.push(Connecting, nil)
+		}
+		c, exp, err := t.dial(t.ctx)
+		if t.ctx.Err() != nil {
+			if c != nil {
+				c.shutdown(ErrClosed)
+			}
+			break loop
+		}
+		if err != nil {
+			cfg.Logger.Warn("transport: connect failed", "attempt", attempt, "err", err)
+			t.status.push(Disconnected, err)
+			renewal = false
+			if !t.sleep(cfg.Backoff.Delay(attempt)) {
+				break loop
+			}
+			attempt++
+			continue
+		}
+		up := time.Now()
+		t.setConn(c)
+		if !renewal {
+			t.status.push(Connected, nil)
+		}
+		renewal = false
+		// Renew when 90% of the token's life has passed, so the new CONNECT
+		// happens well before the hub would reject the old token.
+		renew := time.NewTimer(max(time.Until(exp)-cfg.TokenTTL/10, cfg.TokenTTL/2))
+		select {
+		case <-t.ctx.Done():
+		case <-c.dead:
+		case <-renew.C:
+			renewal = true
+		}
+		renew.Stop()
+		t.setConn(nil)
+		if time.Since(up) >= cfg.Backoff.StablePeriod {
+			attempt = 0
+		}
+		switch {
+		case t.ctx.Err() != nil:
+			c.shutdown(ErrClosed)
+		case renewal:
+			cfg.Logger.Debug("transport: renewing the token")
+			c.stopAccepting()
+			c.drain(t.ctx, drainTimeout)
+			c.shutdown(ErrConnectionLost)
+			if t.ctx.Err() != nil {
+				break loop
+			}
+			continue // reconnect at once: this is not a failure
+		default:
+			lost := fmt.Errorf("%w: %v", ErrConnectionLost, c.err)
+			c.shutdown(lost)
+			t.status.push(Disconnected, c.err)
+			if !t.sleep(cfg.Backoff.Delay(attempt)) {
+				break loop
+			}
+			attempt++
+			continue
+		}
+		break loop
+	}
+	t.markClosed()
+	t.status.push(Closed, nil)
+}
+
+// sleep waits d, or returns false when the transport is closed first.
+func (t *Transport) sleep(d time.Duration) bool {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-t.ctx.Done():
+		return false
+	}
+}
+
+// setConn publishes c (or no connection) to Publish and Connected.
+func (t *Transport) setConn(c *conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case c != nil && t.cur == nil:
+		close(t.connected)
+	case c == nil && t.cur != nil:
+		t.connected = make(chan struct{})
+	}
+	t.cur = c
+}
+
+func (t *Transport) markClosed() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+}
+
+// Connected returns a channel that is closed while a connection is up. A new
+// channel is made each time the connection goes, so a sender waits on the
+// channel it got and asks again after ErrOffline.
+func (t *Transport) Connected() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.connected
+}
+
+// Done is closed once Close has finished (or Start was given a bad Config).
+func (t *Transport) Done() <-chan struct{} { return t.done }
+
+// current returns the connection accepting publishes, or the error to give.
+func (t *Transport) current() (*conn, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed || t.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	if t.cur == nil {
+		return nil, ErrOffline
+	}
+	return t.cur, nil
+}
+
+// Close sends DISCONNECT (in-flight publishes get ErrClosed), stops every
+// goroutine and waits for them, including the final Closed status. It is
+// idempotent and must not be called from a callback.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(t.cancel)
+	<-t.done
+	return nil
+}
+
+// PublishQoS0 sends a fire-and-forget message (twin requests, method
+// responses) on the current connection.
+func (t *Transport) PublishQoS0(topic string, payload []byte) error {
+	c, err := t.current()
+	if err != nil {
+		return err
+	}
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: topic, Payload: payload}
+	if err := c.write(pk); err != nil {
+		c.fail(fmt.Errorf("transport: write: %w", err))
+		return fmt.Errorf("transport: publish: %w", err)
+	}
+	return nil
+}
