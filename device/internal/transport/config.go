@@ -41,7 +41,8 @@ type Config struct {
 	OnStatus func(Status, error)
 	// OnMessage receives what the hub publishes (C2D, method requests, twin
 	// responses). It runs on the read goroutine and holds up later packets,
-	// including PUBACKs, so it must return quickly. props are the decoded
+	// including PUBACKs, so it must return quickly and must not wait for a
+	// QoS 1 Publish (which may need those PUBACKs). props are the decoded
 	// property bag of devices/... topics; empty for $iothub/... topics.
 	OnMessage func(topic string, props protocol.Properties, payload []byte)
 	// Subscriptions are subscribed at QoS 1 on every connection (the session

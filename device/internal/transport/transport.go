@@ -27,7 +27,9 @@ type Transport struct {
 
 // Start returns a transport that connects in the background and keeps
 // reconnecting until Close. It never fails for network reasons; an invalid
-// Config is reported as status Closed with the error.
+// Config is reported as status Closed with the error. ctx only carries
+// values: cancelling it does not stop the transport, Close does, so that
+// the owner decides when the in-flight publishes are given up.
 func Start(ctx context.Context, cfg Config) *Transport {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t := &Transport{cfg: cfg, ctx: ctx, cancel: cancel, done: make(chan struct{}),
@@ -102,6 +104,11 @@ loop:
 			cfg.Logger.Debug("transport: renewing the token")
 			c.stopAccepting()
 			c.drain(t.ctx, drainTimeout)
+			if t.ctx.Err() != nil {
+				c.shutdown(ErrClosed) // Close came during the drain
+				break loop
+			}
+			// Whatever did not drain in time is failed: the caller resends.
 			c.shutdown(ErrConnectionLost)
 			if t.ctx.Err() != nil {
 				break loop
