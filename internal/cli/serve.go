@@ -30,6 +30,7 @@ Durability (--durability):
   fsync    (default) a telemetry message is written and fsynced to disk before
            its PUBACK: an acknowledged message survives a power loss. One
            fsync covers every message that arrived while the previous one ran.
+           Reported twin properties are fsynced before their 204 the same way.
   process  a message is in the operating system's page cache before its
            PUBACK: it survives a crash of the hub, not of the machine; the
            disk is synced every --sync-interval.
