@@ -1,0 +1,47 @@
+// Package device is Ferry's Go device SDK: it sends telemetry to a Ferry hub
+// (or Azure IoT Hub) over MQTT, offline first.
+//
+// [Start] opens a local store file and connects in the background; it works
+// without a network. [Stream.Enqueue] returns once a message is durably
+// stored (fsynced) in that file; a single sender goroutine publishes stored
+// messages whenever the hub is reachable, keeping up to [Config.Window]
+// unacknowledged, and removes each one from the store when the hub
+// acknowledges it (PUBACK, sent by the hub after it stored the message).
+// [Stream.Send] is Enqueue plus a wait for that acknowledgement, and
+// [Client.Flush] waits for everything enqueued so far.
+//
+// # Delivery guarantees
+//
+// Exactly:
+//
+//   - Durability: a message whose Enqueue (or Send) returned nil is in the
+//     store file and survives Close, a process crash, and (on storage that
+//     honours fsync) a power loss. It stays there until the hub acknowledges
+//     it, across any number of restarts. A message whose Enqueue returned an
+//     error was not stored. Only Config.Full = DropOldest deletes messages
+//     that were not acknowledged.
+//   - At least once from the device: a stored message is published until
+//     the hub acknowledges it. A connection lost before the PUBACK means the
+//     message is published again on a later connection (or by the next
+//     Start), so the hub may receive it more than once.
+//   - Exactly once in the hub's stream: every message keeps one message id
+//     ($.mid), generated at Enqueue when [Message.ID] is empty and stored
+//     with it, and every resend carries it. The hub drops a message whose
+//     device and message id it stored within its deduplication window (10
+//     minutes), so a resend within that window is stored once. A message
+//     first sent and then resent more than the window apart (say, a PUBACK
+//     lost and the device off for longer) can be stored twice; readers
+//     that must never see a duplicate deduplicate on the message id.
+//   - Order: messages are published in enqueue order. With Window 1 the
+//     hub's stream holds them in enqueue order, also across reconnections.
+//     With a larger window, a reconnection resends the unacknowledged ones
+//     in order, but some later ones may already be stored, so the stream
+//     may be out of order around a reconnection.
+//
+// # Connection
+//
+// The connection authenticates with SAS tokens derived from the connection
+// string's key, renews them before they expire without losing messages,
+// and reconnects with jittered exponential backoff. Config.OnStatus hears
+// the changes.
+package device
