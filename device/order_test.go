@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,5 +101,31 @@ func TestStoreLocked(t *testing.T) {
 	defer c.Close()
 	if _, err := device.Start(context.Background(), cfg); !errors.Is(err, device.ErrStoreLocked) {
 		t.Fatalf("second Start on the same store: %v, want ErrStoreLocked", err)
+	}
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	cfg := device.Config{
+		ConnectionString: "HostName=127.0.0.1:1;DeviceId=d1;SharedAccessKey=a2V5a2V5a2V5a2V5",
+		StorePath:        filepath.Join(t.TempDir(), "device.db"),
+	}
+	c, err := device.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Stream("").Enqueue(context.Background(), device.Message{Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	go c.Flush(context.Background()) // must end with ErrClosed
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after Close, %d before Start", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
