@@ -56,3 +56,10 @@ func (c *Client) TwinAsOf(ctx context.Context, deviceID string, at time.Time) (j
 		query: url.Values{"asOf": {at.UTC().Format(time.RFC3339Nano)}}, out: &out})
 	return out, err
 }
+
+// ModuleTwin returns a module's twin JSON.
+func (c *Client) ModuleTwin(ctx context.Context, deviceID, moduleID string) (json.RawMessage, error) {
+	var out json.RawMessage
+	err := c.do(ctx, request{method: http.MethodGet, path: "/twins/" + url.PathEscape(deviceID) + "/modules/" + url.PathEscape(moduleID), out: &out})
+	return out, err
+}

@@ -21,8 +21,26 @@ type Twins interface {
 	AsOf(ctx context.Context, deviceID, moduleID string, at time.Time) (*twin.Twin, error)
 }
 
+// moduleExists refuses module twin requests for modules that are not
+// registered (the twin store would otherwise create a twin for them).
+func (h *Handler) moduleExists(r *http.Request) error {
+	mid := r.PathValue("mid")
+	if mid == "" {
+		return nil
+	}
+	ms, err := h.modules()
+	if err != nil {
+		return err
+	}
+	_, err = ms.GetModule(r.Context(), r.PathValue("id"), mid)
+	return err
+}
+
 // getTwin reads a twin; ?asOf=RFC3339 (beyond Azure) reads it as it was then.
 func (h *Handler) getTwin(w http.ResponseWriter, r *http.Request) error {
+	if err := h.moduleExists(r); err != nil {
+		return err
+	}
 	var (
 		t   *twin.Twin
 		err error
@@ -45,6 +63,9 @@ func (h *Handler) getTwin(w http.ResponseWriter, r *http.Request) error {
 // patchTwin applies PATCH (merge) or PUT (replace) to tags and desired
 // properties and pushes the desired change to the device.
 func (h *Handler) patchTwin(w http.ResponseWriter, r *http.Request) error {
+	if err := h.moduleExists(r); err != nil {
+		return err
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
 	if err != nil {
 		return fault.TooLargef("twin document exceeds %d bytes", maxBodyBytes)

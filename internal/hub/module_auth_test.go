@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferry-iot/ferry/internal/cli"
+	"github.com/ferry-iot/ferry/internal/fault"
 	"github.com/ferry-iot/ferry/internal/hubtest"
 	"github.com/ferry-iot/ferry/internal/protocol"
 	"github.com/ferry-iot/ferry/internal/registry"
@@ -77,5 +78,30 @@ func TestDeviceModuleCommandForm(t *testing.T) {
 		"--hub", h.OwnerConnectionString(), "--ca", h.CAFile()}, &out, &errb)
 	if code != 0 || !strings.Contains(out.String(), `"moduleId": "m1"`) {
 		t.Fatalf("ferry device module create: %d %s %s", code, out.String(), errb.String())
+	}
+}
+
+func TestModuleTwinNeedsModule(t *testing.T) {
+	t.Parallel()
+	h := hubtest.Start(t)
+	dev := h.CreateDevice(t, "gw-3")
+	ctx := context.Background()
+	var out, errb strings.Builder
+	// A twin of a module that does not exist is not found, and is not created.
+	code := cli.Main(ctx, []string{"twin", "show", dev.ID, "--hub", h.OwnerConnectionString(), "--ca", h.CAFile()}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("device twin: %d %s", code, errb.String())
+	}
+	if _, err := h.Client.CreateModule(ctx, registry.Module{DeviceID: dev.ID, ModuleID: "real"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, mid := range []string{"ghost", "real"} {
+		_, err := h.Client.ModuleTwin(ctx, dev.ID, mid)
+		if mid == "ghost" && !fault.Is(err, fault.NotFound) {
+			t.Fatalf("twin of an unregistered module: %v, want not found", err)
+		}
+		if mid == "real" && err != nil {
+			t.Fatalf("twin of a registered module: %v", err)
+		}
 	}
 }
