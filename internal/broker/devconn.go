@@ -14,7 +14,6 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/ferry-iot/ferry/internal/protocol"
-	"github.com/ferry-iot/ferry/internal/session"
 )
 
 // Devices are served by a lean connection loop of the broker's own instead of
@@ -381,5 +380,3 @@ func topicMatch(filter, topic string) bool {
 		filter, topic = frest, trest
 	}
 }
-
-var _ = session.Subscription{}

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -138,5 +137,3 @@ func Eventually(t testing.TB, timeout time.Duration, fn func() error) {
 	}
 	t.Fatalf("condition not met within %s: %v", timeout, err)
 }
-
-var _ = fmt.Sprintf
