@@ -145,14 +145,14 @@ func (c *Client) isClosed() bool {
 	}
 }
 
-// enqueued records the Seq of a message this Client stored and wakes the
-// sender.
-func (c *Client) enqueued(seq uint64) {
+// enqueued records the Seqs (first to last) of messages this Client stored
+// and wakes the sender.
+func (c *Client) enqueued(first, last uint64) {
 	c.mu.Lock()
 	if c.firstSeq == 0 {
-		c.firstSeq = seq
+		c.firstSeq = first
 	}
-	c.lastSeq = max(c.lastSeq, seq)
+	c.lastSeq = max(c.lastSeq, last)
 	c.mu.Unlock()
 	c.snd.signal()
 }

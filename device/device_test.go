@@ -256,3 +256,32 @@ func TestDurableAcrossRestart(t *testing.T) {
 	flush(t, c2)
 	exactlyOnce(t, e.read(t), ids)
 }
+
+func TestEnqueueBatch(t *testing.T) {
+	e := newEnv(t, true)
+	c := e.start(t)
+	s := c.Stream("batch")
+	ids := map[string]bool{}
+	for b := range 20 {
+		ms := make([]device.Message, 50)
+		for i := range ms {
+			ms[i] = device.Message{Body: []byte(fmt.Sprintf("%d/%d", b, i))}
+		}
+		infos, err := s.EnqueueBatch(context.Background(), ms)
+		if err != nil {
+			t.Fatalf("EnqueueBatch: %v", err)
+		}
+		for i, info := range infos {
+			if i > 0 && info.Seq != infos[i-1].Seq+1 {
+				t.Fatalf("Seqs not consecutive: %d after %d", info.Seq, infos[i-1].Seq)
+			}
+			ids[info.ID] = true
+		}
+	}
+	bad := []device.Message{{Body: []byte("ok")}, {Properties: map[string]string{"$x": "y"}}}
+	if _, err := s.EnqueueBatch(context.Background(), bad); !errors.Is(err, device.ErrInvalidMessage) {
+		t.Fatalf("EnqueueBatch with a bad message: %v, want ErrInvalidMessage", err)
+	}
+	flush(t, c)
+	exactlyOnce(t, e.read(t), ids) // the bad batch stored nothing, not even its good message
+}

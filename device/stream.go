@@ -79,18 +79,56 @@ func (s *Stream) Enqueue(ctx context.Context, m Message) (MessageInfo, error) {
 		return MessageInfo{}, ErrClosed
 	}
 	rec, err = s.c.q.Enqueue(ctx, rec)
+	if err != nil {
+		return MessageInfo{}, enqueueError(err)
+	}
+	s.c.enqueued(rec.Seq, rec.Seq)
+	return MessageInfo{ID: rec.ID, Seq: rec.Seq, Enqueued: rec.Enqueued}, nil
+}
+
+// EnqueueBatch stores ms like Enqueue, all or none, with consecutive Seqs
+// in slice order, in one durable write. Each Enqueue call waits for its own
+// write to the disk (about a millisecond on flash), so a producer that has
+// several messages at hand stores them far faster in one call.
+func (s *Stream) EnqueueBatch(ctx context.Context, ms []Message) ([]MessageInfo, error) {
+	recs := make([]queue.Record, len(ms))
+	for i, m := range ms {
+		rec, err := s.record(m)
+		if err != nil {
+			return nil, fmt.Errorf("message %d: %w", i, err)
+		}
+		recs[i] = rec
+	}
+	if s.c.isClosed() {
+		return nil, ErrClosed
+	}
+	recs, err := s.c.q.EnqueueBatch(ctx, recs)
+	if err != nil {
+		return nil, enqueueError(err)
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	s.c.enqueued(recs[0].Seq, recs[len(recs)-1].Seq)
+	out := make([]MessageInfo, len(recs))
+	for i, r := range recs {
+		out[i] = MessageInfo{ID: r.ID, Seq: r.Seq, Enqueued: r.Enqueued}
+	}
+	return out, nil
+}
+
+// enqueueError maps the store's errors onto the package's.
+func enqueueError(err error) error {
 	switch {
 	case errors.Is(err, queue.ErrQueueFull):
-		return MessageInfo{}, fmt.Errorf("device: enqueue: %w", ErrQueueFull)
+		return fmt.Errorf("device: enqueue: %w", ErrQueueFull)
 	case errors.Is(err, queue.ErrClosed):
-		return MessageInfo{}, fmt.Errorf("device: enqueue: %w", ErrClosed)
+		return fmt.Errorf("device: enqueue: %w", ErrClosed)
 	case errors.Is(err, queue.ErrTooLarge):
-		return MessageInfo{}, fmt.Errorf("device: enqueue: %w: %w", ErrInvalidMessage, err)
-	case err != nil:
-		return MessageInfo{}, fmt.Errorf("device: enqueue: %w", err)
+		return fmt.Errorf("device: enqueue: %w: %w", ErrInvalidMessage, err)
+	default:
+		return fmt.Errorf("device: enqueue: %w", err)
 	}
-	s.c.enqueued(rec.Seq)
-	return MessageInfo{ID: rec.ID, Seq: rec.Seq, Enqueued: rec.Enqueued}, nil
 }
 
 // Send enqueues m like Enqueue and then waits until the hub has
