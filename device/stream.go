@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,8 +32,24 @@ type Message struct {
 	// ContentType "application/json" and ContentEncoding "utf-8".
 	CorrelationID, ContentType, ContentEncoding string
 	// Properties are application properties. Keys may not start with '$'
-	// and may not be "stream", which the Stream sets.
+	// and may not be one of the names the SDK sets itself: "stream",
+	// "batch-id", "batch-slice-id", "message-id", "chunk-id", "chunk-count",
+	// "complete-batch" and "complete-message".
 	Properties map[string]string
+	// BatchID groups messages into a batch (a file, a recording, a shift):
+	// it is sent as the "batch-id" property. [Stream.CompleteBatch] tells
+	// the readers that a batch is complete.
+	BatchID string
+	// BatchSliceID names a part of a batch ("batch-slice-id"), e.g. one
+	// sensor's share of a recording.
+	BatchSliceID string
+	// ChunkID marks the message as one chunk of a larger logical message
+	// whose id is ID: the chunk is stored with the message id "ID#ChunkID"
+	// (so the hub keeps every chunk) and the properties "message-id" = ID
+	// and "chunk-id" = ChunkID. [Stream.CompleteMessage] ends it. Bodies
+	// over the hub's limit are chunked automatically; set ChunkID only to
+	// chunk by hand.
+	ChunkID string
 }
 
 // MessageInfo describes a stored message.
@@ -51,16 +68,21 @@ type MessageInfo struct {
 type Stream struct {
 	c    *Client
 	name string
+	opt  streamOptions
 }
 
 // Stream returns the stream called name ("" is DefaultStream). The name is
 // sent as the "stream" application property; it may hold up to 64 letters,
-// digits, '-', '_' and '.'.
-func (c *Client) Stream(name string) *Stream {
+// digits, '-', '_' and '.'. Options set compression and chunking.
+func (c *Client) Stream(name string, opts ...StreamOption) *Stream {
 	if name == "" {
 		name = DefaultStream
 	}
-	return &Stream{c: c, name: name}
+	s := &Stream{c: c, name: name, opt: streamOptions{chunkSize: DefaultChunkSize, maxMessage: DefaultMaxMessageBytes}}
+	for _, o := range opts {
+		o(&s.opt)
+	}
+	return s
 }
 
 // Name returns the stream's name.
@@ -70,20 +92,20 @@ func (s *Stream) Name() string { return s.name }
 // written (fsynced): from then on it survives a crash or restart and is
 // sent whenever the hub is reachable. It does not need a connection. With
 // Config.Full Block, it waits for room while ctx allows.
+//
+// A body larger than the stream's chunk size is split into chunks stored
+// together (all or none); see [WithChunkSize]. The stream's compression
+// (see [WithCompression]) is applied first.
 func (s *Stream) Enqueue(ctx context.Context, m Message) (MessageInfo, error) {
-	rec, err := s.record(m)
+	recs, err := s.records(m)
 	if err != nil {
 		return MessageInfo{}, err
 	}
-	if s.c.isClosed() {
-		return MessageInfo{}, ErrClosed
-	}
-	rec, err = s.c.q.Enqueue(ctx, rec)
+	infos, err := s.store(ctx, [][]queue.Record{recs})
 	if err != nil {
-		return MessageInfo{}, enqueueError(err)
+		return MessageInfo{}, err
 	}
-	s.c.enqueued(rec.Seq, rec.Seq)
-	return MessageInfo{ID: rec.ID, Seq: rec.Seq, Enqueued: rec.Enqueued}, nil
+	return infos[0], nil
 }
 
 // EnqueueBatch stores ms like Enqueue, all or none, with consecutive Seqs
@@ -91,30 +113,126 @@ func (s *Stream) Enqueue(ctx context.Context, m Message) (MessageInfo, error) {
 // write to the disk (about a millisecond on flash), so a producer that has
 // several messages at hand stores them far faster in one call.
 func (s *Stream) EnqueueBatch(ctx context.Context, ms []Message) ([]MessageInfo, error) {
-	recs := make([]queue.Record, len(ms))
+	groups := make([][]queue.Record, len(ms))
 	for i, m := range ms {
-		rec, err := s.record(m)
+		recs, err := s.records(m)
 		if err != nil {
 			return nil, fmt.Errorf("message %d: %w", i, err)
 		}
-		recs[i] = rec
+		groups[i] = recs
+	}
+	return s.store(ctx, groups)
+}
+
+// Send enqueues m like Enqueue and then waits until the hub has
+// acknowledged it (stored it in its stream; every chunk of a chunked
+// message). If ctx ends first, Send returns ctx's error but the message
+// stays stored and will be sent; only an error from the enqueue step means
+// it was not stored. With DropOldest, Send also returns nil if the message
+// was dropped before it was sent.
+func (s *Stream) Send(ctx context.Context, m Message) error {
+	recs, err := s.records(m)
+	if err != nil {
+		return err
+	}
+	if _, err := s.store(ctx, [][]queue.Record{recs}); err != nil {
+		return err
+	}
+	// Acknowledgements may come in any order within the window: wait for
+	// every chunk.
+	for _, r := range recs {
+		if err := s.c.waitAcked(ctx, r.Seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CompleteBatch enqueues an empty message that tells the hub's readers the
+// batch batchID is complete ("complete-batch" = "true"). Starting a new
+// batch does not complete the previous one.
+func (s *Stream) CompleteBatch(ctx context.Context, batchID string) (MessageInfo, error) {
+	if batchID == "" {
+		return MessageInfo{}, fmt.Errorf("%w: CompleteBatch needs a batch id", ErrInvalidMessage)
+	}
+	rec, err := s.record(Message{BatchID: batchID, ID: "batch:" + batchID + "#complete"})
+	if err != nil {
+		return MessageInfo{}, err
+	}
+	rec.Props = append(rec.Props, queue.Property{Key: "complete-batch", Value: "true"})
+	infos, err := s.store(ctx, [][]queue.Record{{rec}})
+	if err != nil {
+		return MessageInfo{}, err
+	}
+	return infos[0], nil
+}
+
+// CompleteMessage enqueues an empty message that ends the logical message
+// messageID whose chunks were enqueued by hand with Message.ChunkID
+// ("complete-message" = "true"). batchID may be empty. Chunks made by the
+// SDK need no completion: each carries "chunk-count".
+func (s *Stream) CompleteMessage(ctx context.Context, batchID, messageID string) (MessageInfo, error) {
+	if messageID == "" {
+		return MessageInfo{}, fmt.Errorf("%w: CompleteMessage needs a message id", ErrInvalidMessage)
+	}
+	rec, err := s.record(Message{BatchID: batchID, ID: messageID + "#complete"})
+	if err != nil {
+		return MessageInfo{}, err
+	}
+	rec.Props = append(rec.Props, queue.Property{Key: "message-id", Value: messageID},
+		queue.Property{Key: "complete-message", Value: "true"})
+	infos, err := s.store(ctx, [][]queue.Record{{rec}})
+	if err != nil {
+		return MessageInfo{}, err
+	}
+	return infos[0], nil
+}
+
+// store writes groups of records (each group one message) in one commit
+// and returns, per group, the message's id and its first record's Seq.
+func (s *Stream) store(ctx context.Context, groups [][]queue.Record) ([]MessageInfo, error) {
+	var n int
+	for _, g := range groups {
+		n += len(g)
+	}
+	if n == 0 {
+		return nil, nil
 	}
 	if s.c.isClosed() {
 		return nil, ErrClosed
 	}
-	recs, err := s.c.q.EnqueueBatch(ctx, recs)
+	all := make([]queue.Record, 0, n)
+	for _, g := range groups {
+		all = append(all, g...)
+	}
+	stored, err := s.c.q.EnqueueBatch(ctx, all)
 	if err != nil {
 		return nil, enqueueError(err)
 	}
-	if len(recs) == 0 {
-		return nil, nil
-	}
-	s.c.enqueued(recs[0].Seq, recs[len(recs)-1].Seq)
-	out := make([]MessageInfo, len(recs))
-	for i, r := range recs {
-		out[i] = MessageInfo{ID: r.ID, Seq: r.Seq, Enqueued: r.Enqueued}
+	s.c.enqueued(stored[0].Seq, stored[len(stored)-1].Seq)
+	out := make([]MessageInfo, len(groups))
+	i := 0
+	for gi, g := range groups {
+		r := stored[i]
+		// A chunk's record id is "ID#n": report the logical id, and keep
+		// the Seqs of every chunk in order.
+		out[gi] = MessageInfo{ID: logicalID(r), Seq: r.Seq, Enqueued: r.Enqueued}
+		for j := range g {
+			g[j].Seq = stored[i+j].Seq
+		}
+		i += len(g)
 	}
 	return out, nil
+}
+
+// logicalID is the message id the application knows a record by.
+func logicalID(r queue.Record) string {
+	for _, p := range r.Props {
+		if p.Key == "message-id" {
+			return p.Value
+		}
+	}
+	return r.ID
 }
 
 // enqueueError maps the store's errors onto the package's.
@@ -131,22 +249,49 @@ func enqueueError(err error) error {
 	}
 }
 
-// Send enqueues m like Enqueue and then waits until the hub has
-// acknowledged it (stored it in its stream). If ctx ends first, Send
-// returns ctx's error but the message stays stored and will be sent; only
-// an error from the enqueue step means it was not stored. With DropOldest,
-// Send also returns nil if the message was dropped before it was sent.
-func (s *Stream) Send(ctx context.Context, m Message) error {
-	info, err := s.Enqueue(ctx, m)
-	if err != nil {
-		return err
+// records validates m, compresses its body as the stream says, and turns
+// it into one record, or into chunks when the body exceeds the chunk size.
+func (s *Stream) records(m Message) ([]queue.Record, error) {
+	if len(m.Body) > s.opt.maxMessage {
+		return nil, fmt.Errorf("%w: body of %d bytes exceeds the stream's limit of %d", ErrInvalidMessage, len(m.Body), s.opt.maxMessage)
 	}
-	return s.c.waitAcked(ctx, info.Seq)
+	if err := s.compress(&m); err != nil {
+		return nil, err
+	}
+	if len(m.Body) <= s.opt.chunkSize {
+		rec, err := s.record(m)
+		if err != nil {
+			return nil, err
+		}
+		return []queue.Record{rec}, nil
+	}
+	if s.opt.chunkSize <= 0 || m.ChunkID != "" {
+		return nil, fmt.Errorf("%w: body of %d bytes exceeds %d and chunking is off", ErrInvalidMessage, len(m.Body), min(s.opt.chunkSize, MaxBodyBytes))
+	}
+	if m.ID == "" {
+		m.ID = newMessageID()
+	}
+	count := (len(m.Body) + s.opt.chunkSize - 1) / s.opt.chunkSize
+	recs := make([]queue.Record, 0, count)
+	body := m.Body
+	for i := range count {
+		part := m
+		part.Body = body[:min(len(body), s.opt.chunkSize)]
+		body = body[len(part.Body):]
+		part.ChunkID = strconv.Itoa(i)
+		rec, err := s.record(part)
+		if err != nil {
+			return nil, err
+		}
+		rec.Props = append(rec.Props, queue.Property{Key: "chunk-count", Value: strconv.Itoa(count)})
+		recs = append(recs, rec)
+	}
+	return recs, nil
 }
 
-// record validates m and turns it into a queue record. System properties
-// are stored as "$."-prefixed properties, application properties sorted
-// by key.
+// record validates m and turns it into one queue record. System properties
+// are stored as "$."-prefixed properties, then the SDK's properties, then
+// the application properties sorted by key.
 func (s *Stream) record(m Message) (queue.Record, error) {
 	if err := validName(s.name); err != nil {
 		return queue.Record{}, fmt.Errorf("%w: stream: %w", ErrInvalidMessage, err)
@@ -156,18 +301,27 @@ func (s *Stream) record(m Message) (queue.Record, error) {
 	}
 	rec := queue.Record{Stream: s.name, ID: m.ID, Body: m.Body}
 	for _, p := range [...]queue.Property{{Key: "$.cid", Value: m.CorrelationID},
-		{Key: "$.ct", Value: m.ContentType}, {Key: "$.ce", Value: m.ContentEncoding}} {
+		{Key: "$.ct", Value: m.ContentType}, {Key: "$.ce", Value: m.ContentEncoding},
+		{Key: "batch-id", Value: m.BatchID}, {Key: "batch-slice-id", Value: m.BatchSliceID}} {
 		if p.Value != "" {
 			rec.Props = append(rec.Props, p)
 		}
+	}
+	if m.ChunkID != "" {
+		if m.ID == "" {
+			return queue.Record{}, fmt.Errorf("%w: a chunk (ChunkID %q) needs the ID of its message", ErrInvalidMessage, m.ChunkID)
+		}
+		rec.ID = m.ID + "#" + m.ChunkID
+		rec.Props = append(rec.Props, queue.Property{Key: "message-id", Value: m.ID},
+			queue.Property{Key: "chunk-id", Value: m.ChunkID})
 	}
 	keys := make([]string, 0, len(m.Properties))
 	for k := range m.Properties {
 		switch {
 		case k == "" || strings.HasPrefix(k, "$"):
 			return queue.Record{}, fmt.Errorf("%w: property key %q is empty or starts with '$'", ErrInvalidMessage, k)
-		case k == "stream":
-			return queue.Record{}, fmt.Errorf("%w: property \"stream\" is set by the Stream", ErrInvalidMessage)
+		case reservedKey(k):
+			return queue.Record{}, fmt.Errorf("%w: property %q is set by the SDK", ErrInvalidMessage, k)
 		}
 		keys = append(keys, k)
 	}
@@ -176,6 +330,16 @@ func (s *Stream) record(m Message) (queue.Record, error) {
 		rec.Props = append(rec.Props, queue.Property{Key: k, Value: m.Properties[k]})
 	}
 	return rec, nil
+}
+
+// reservedKey reports whether k is an application property the SDK sets.
+func reservedKey(k string) bool {
+	switch k {
+	case "stream", "batch-id", "batch-slice-id", "message-id", "chunk-id", "chunk-count",
+		"complete-batch", "complete-message":
+		return true
+	}
+	return false
 }
 
 // topic builds the telemetry topic for rec: $.mid is the record's stable
