@@ -19,7 +19,8 @@ type Config struct {
 	Host               string
 	DeviceID, ModuleID string
 	// Key is the device's (or module's) symmetric key, decoded, that signs
-	// the SAS tokens.
+	// the SAS tokens. Without a Key the device authenticates with the client
+	// certificate in TLS.Certificates (X.509) and sends no password.
 	Key []byte
 	// TokenTTL is the lifetime of each SAS token (default 1h). The transport
 	// reconnects with a fresh token when 90% of it has passed.
@@ -29,6 +30,9 @@ type Config struct {
 	TLS *tls.Config
 	// InsecureTCP speaks plain MQTT, for tests and local brokers only.
 	InsecureTCP bool
+	// WebSocket carries MQTT over a WebSocket at /$iothub/websocket (default
+	// port 443), for networks that only let HTTPS out.
+	WebSocket bool
 	// KeepAlive is the MQTT keep-alive (default 60s). A PINGREQ is sent every
 	// KeepAlive, and a connection whose PINGRESP did not come back by the next
 	// one is treated as dead.
@@ -88,8 +92,11 @@ const (
 )
 
 func (c *Config) setDefaults() error {
-	if c.Host == "" || c.DeviceID == "" || len(c.Key) == 0 {
-		return errors.New("transport: Host, DeviceID and Key are required")
+	if c.Host == "" || c.DeviceID == "" {
+		return errors.New("transport: Host and DeviceID are required")
+	}
+	if len(c.Key) == 0 && (c.TLS == nil || len(c.TLS.Certificates) == 0 && c.TLS.GetClientCertificate == nil) {
+		return errors.New("transport: a Key or a client certificate (TLS.Certificates) is required")
 	}
 	if c.TokenTTL <= 0 {
 		c.TokenTTL = time.Hour
@@ -126,6 +133,9 @@ func (c *Config) setDefaults() error {
 func (c *Config) addr() string {
 	if _, _, err := net.SplitHostPort(c.Host); err == nil {
 		return c.Host
+	}
+	if c.WebSocket {
+		return net.JoinHostPort(c.Host, "443")
 	}
 	return net.JoinHostPort(c.Host, defaultPort)
 }
