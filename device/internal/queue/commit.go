@@ -10,14 +10,15 @@ import (
 // dirty pages (and its latency for the first caller in it) stay bounded.
 const maxBatch = 4096
 
-// request is one Enqueue (vals set) or Ack (acks set) handed to the
-// committer. The committer sets seq (the first record's; the others follow
-// consecutively) and err, then closes done.
+// request is one Enqueue (vals set), Ack (acks set) or key-value Update
+// (kv set) handed to the committer. The committer sets seq (the first
+// record's; the others follow consecutively) and err, then closes done.
 type request struct {
 	vals     [][]byte // encoded records
 	size     int64    // total length of vals
 	reserved bool     // Enqueue reserved space for vals; release it after the commit
 	acks     []uint64 // Seqs to remove
+	kv       []KVOp   // key-value changes, values already encoded
 	seq      uint64
 	err      error
 	done     chan struct{}

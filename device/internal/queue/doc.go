@@ -40,4 +40,13 @@
 // transaction that adds the new one and counts them in [Queue.Dropped].
 //
 // The file is locked while open, so two processes cannot share it.
+//
+// # Key-value state
+//
+// The SDK's other durable state (twin documents, reported-property
+// patches, the cloud-to-device inbox) lives in named key-value buckets of
+// the same file: [Queue.Update] (and [Queue.Put], [Queue.Delete]) go
+// through the committer and return once fsynced, all ops of one call in
+// one transaction; [Queue.Get] and [Queue.ForEach] read committed state.
+// Every value carries a CRC-32C like a record does.
 package queue

@@ -32,7 +32,10 @@ func (q *Queue) commit(batch []*request) {
 	err := q.db.Update(func(tx *bbolt.Tx) error {
 		var err error
 		d, err = q.apply(tx.Bucket(recordsBucket), batch, last)
-		return err
+		if err != nil {
+			return err
+		}
+		return applyKV(tx, batch)
 	})
 	if err != nil {
 		err = fmt.Errorf("commit of %d requests to %s: %w", len(batch), q.path, err)
