@@ -33,6 +33,15 @@ type Config struct {
 	// InsecureTCP speaks plain MQTT without TLS, for tests and local
 	// brokers only.
 	InsecureTCP bool
+	// WebSocket carries MQTT over a WebSocket to /$iothub/websocket on port
+	// 443 (unless HostName has a port), for networks that let only HTTPS
+	// out.
+	WebSocket bool
+	// Certificate is the device's X.509 client certificate and key (see
+	// tls.LoadX509KeyPair). With it the connection string needs no
+	// SharedAccessKey ("HostName=...;DeviceId=...;x509=true"): the device
+	// authenticates in the TLS handshake and sends no SAS token.
+	Certificate *tls.Certificate
 	// Window is the number of messages sent and not yet acknowledged by the
 	// hub (default 32). 1 keeps the hub's stream in enqueue order even
 	// across reconnections; larger windows drain a backlog faster.
@@ -123,20 +132,32 @@ func (c *Config) transportConfig(onStatus func(transport.Status, error)) (transp
 	if err != nil {
 		return transport.Config{}, cs, fmt.Errorf("device: %w", err)
 	}
-	if cs.DeviceID == "" || cs.SharedAccessKey == "" {
-		return transport.Config{}, cs, errors.New("device: the connection string needs DeviceId and SharedAccessKey")
+	if cs.DeviceID == "" {
+		return transport.Config{}, cs, errors.New("device: the connection string needs a DeviceId")
 	}
-	key, err := protocol.DecodeKey(cs.SharedAccessKey)
-	if err != nil {
-		return transport.Config{}, cs, fmt.Errorf("device: SharedAccessKey: %w", err)
+	var key []byte
+	switch {
+	case c.Certificate != nil:
+		if c.InsecureTCP {
+			return transport.Config{}, cs, errors.New("device: a client certificate needs TLS; InsecureTCP is set")
+		}
+	case cs.SharedAccessKey == "":
+		return transport.Config{}, cs, errors.New("device: the connection string needs a SharedAccessKey (or set Config.Certificate for X.509)")
+	default:
+		if key, err = protocol.DecodeKey(cs.SharedAccessKey); err != nil {
+			return transport.Config{}, cs, fmt.Errorf("device: SharedAccessKey: %w", err)
+		}
 	}
 	tc := transport.Config{
 		Host: cs.HostName, DeviceID: cs.DeviceID, ModuleID: cs.ModuleID, Key: key,
-		InsecureTCP: c.InsecureTCP, Window: c.Window, Backoff: c.backoff,
+		InsecureTCP: c.InsecureTCP, WebSocket: c.WebSocket, Window: c.Window, Backoff: c.backoff,
 		OnStatus: onStatus, Logger: c.Logger, Dial: c.dial,
 	}
 	if !c.InsecureTCP {
 		tc.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		if c.Certificate != nil {
+			tc.TLS.Certificates = []tls.Certificate{*c.Certificate}
+		}
 		if c.CAFile != "" {
 			pem, err := os.ReadFile(c.CAFile)
 			if err != nil {
@@ -152,7 +173,11 @@ func (c *Config) transportConfig(onStatus func(transport.Status, error)) (transp
 	if gw := cs.GatewayHostName; gw != "" {
 		addr := gw
 		if _, _, err := net.SplitHostPort(gw); err != nil {
-			addr = net.JoinHostPort(gw, "8883")
+			port := "8883"
+			if c.WebSocket {
+				port = "443"
+			}
+			addr = net.JoinHostPort(gw, port)
 		}
 		if tc.TLS != nil {
 			tc.TLS.ServerName = hostOnly(gw)

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -91,6 +93,13 @@ func (t *Transport) dial(ctx context.Context) (*conn, time.Time, error) {
 	}
 	if err := c.handshake(tok); err != nil {
 		_ = nc.Close()
+		var refused *RefusedError
+		if len(cfg.Key) == 0 && !errors.As(err, &refused) {
+			// With TLS 1.3 the hub checks a client certificate after the
+			// client's handshake is done, so a refusal shows up here as a
+			// reset, not as a TLS error.
+			err = fmt.Errorf("%w (the hub closed the connection after TLS: %s)", err, certHint(cfg.TLS))
+		}
 		return nil, time.Time{}, err
 	}
 	_ = nc.SetDeadline(time.Time{})
@@ -250,4 +259,21 @@ func readPacket(r *bufio.Reader) (packets.Packet, error) {
 		err = fmt.Errorf("unexpected packet type %d", pk.FixedHeader.Type)
 	}
 	return pk, err
+}
+
+// certHint describes why a hub may refuse the client certificate in tc.
+func certHint(tc *tls.Config) string {
+	if tc != nil && len(tc.Certificates) > 0 && len(tc.Certificates[0].Certificate) > 0 {
+		if leaf, err := x509.ParseCertificate(tc.Certificates[0].Certificate[0]); err == nil {
+			now := time.Now()
+			switch {
+			case now.After(leaf.NotAfter):
+				return fmt.Sprintf("the client certificate %q expired at %s", leaf.Subject.CommonName, leaf.NotAfter.UTC().Format(time.RFC3339))
+			case now.Before(leaf.NotBefore):
+				return fmt.Sprintf("the client certificate %q is not valid before %s", leaf.Subject.CommonName, leaf.NotBefore.UTC().Format(time.RFC3339))
+			}
+			return fmt.Sprintf("is the client certificate %q (issued by %q) registered or signed by a CA the hub trusts?", leaf.Subject.CommonName, leaf.Issuer.CommonName)
+		}
+	}
+	return "is the client certificate trusted by the hub?"
 }

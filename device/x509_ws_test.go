@@ -1,0 +1,270 @@
+package device_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferry-iot/ferry/device"
+	"github.com/ferry-iot/ferry/internal/hubtest"
+)
+
+// TestWebSocketToHub sends through the hub's HTTPS port, as a device behind
+// a firewall that lets only HTTPS out would.
+func TestWebSocketToHub(t *testing.T) {
+	e := newEnv(t, true)
+	httpAddr := e.hub.HTTPAddr().String()
+	var d net.Dialer
+	device.SetTestHooks(&e.cfg, func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, network, httpAddr)
+	}, 50*time.Millisecond)
+	e.cfg.WebSocket = true
+	c := e.start(t)
+	ids := enqueueN(t, c, 300)
+	flush(t, c)
+	exactlyOnce(t, e.read(t), ids)
+}
+
+// pki is a throwaway CA with a server and a client certificate.
+type pki struct {
+	dir                       string
+	caFile, certFile, keyFile string // the server's
+	client                    tls.Certificate
+}
+
+func newPKI(t *testing.T, clientCN string, clientNotAfter time.Time) *pki {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	issue := func(serial int64, cn string, notAfter time.Time, usage x509.ExtKeyUsage, ip bool) ([]byte, *ecdsa.PrivateKey) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter,
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
+		if ip {
+			tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der, key
+	}
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	keyDER := func(k *ecdsa.PrivateKey) []byte {
+		b, err := x509.MarshalECPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	p := &pki{dir: dir, caFile: write("ca.pem", "CERTIFICATE", caDER)}
+	srvDER, srvKey := issue(2, "127.0.0.1", time.Now().Add(time.Hour), x509.ExtKeyUsageServerAuth, true)
+	p.certFile = write("server.pem", "CERTIFICATE", srvDER)
+	p.keyFile = write("server-key.pem", "EC PRIVATE KEY", keyDER(srvKey))
+	cliDER, cliKey := issue(3, clientCN, clientNotAfter, x509.ExtKeyUsageClientAuth, false)
+	p.client = tls.Certificate{Certificate: [][]byte{cliDER}, PrivateKey: cliKey}
+	return p
+}
+
+// freePort returns a loopback port nobody listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startMosquittoX509 runs Debian's mosquitto with a TLS listener that
+// requires client certificates from p's CA (the certificate's CN becomes
+// the user name) and a plain listener for mosquitto_sub. It returns both
+// ports.
+func startMosquittoX509(t *testing.T, p *pki) (tlsPort, plainPort int) {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("mosquitto is not installed (scripts/test installs it)")
+		}
+		t.Skip("mosquitto is not installed; scripts/test installs it")
+	}
+	tlsPort, plainPort = freePort(t), freePort(t)
+	conf := fmt.Sprintf(`per_listener_settings true
+user root
+listener %d 127.0.0.1
+allow_anonymous true
+listener %d 127.0.0.1
+cafile %s
+certfile %s
+keyfile %s
+require_certificate true
+use_identity_as_username true
+allow_anonymous false
+`, plainPort, tlsPort, p.caFile, p.certFile, p.keyFile)
+	cf := filepath.Join(p.dir, "mosquitto.conf")
+	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", cf)
+	out, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	go func() { // keep the pipe drained
+		s := bufio.NewScanner(out)
+		for s.Scan() {
+			t.Log("mosquitto:", s.Text())
+		}
+	}()
+	hubtest.Eventually(t, 10*time.Second, func() error {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", tlsPort))
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	return tlsPort, plainPort
+}
+
+// subscribe runs mosquitto_sub on topic and returns a channel of its
+// "topic payload" lines.
+func subscribe(t *testing.T, port int, topic string) <-chan string {
+	t.Helper()
+	cmd := exec.Command("mosquitto_sub", "-h", "127.0.0.1", "-p", fmt.Sprint(port), "-t", topic, "-v", "-q", "1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	lines := make(chan string, 1000)
+	go func() {
+		s := bufio.NewScanner(out)
+		for s.Scan() {
+			lines <- s.Text()
+		}
+		close(lines)
+	}()
+	time.Sleep(300 * time.Millisecond) // let the subscription settle
+	return lines
+}
+
+// TestX509WithMosquitto authenticates with a client certificate against a
+// broker we did not write, which checks it against its CA.
+func TestX509WithMosquitto(t *testing.T) {
+	p := newPKI(t, "cert-dev", time.Now().Add(time.Hour))
+	tlsPort, plainPort := startMosquittoX509(t, p)
+	lines := subscribe(t, plainPort, "devices/cert-dev/messages/events/#")
+
+	cfg := device.Config{
+		ConnectionString: fmt.Sprintf("HostName=127.0.0.1:%d;DeviceId=cert-dev;x509=true", tlsPort),
+		StorePath:        filepath.Join(t.TempDir(), "d.db"),
+		CAFile:           p.caFile,
+		Certificate:      &p.client,
+	}
+	c, err := device.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.Stream("certs").Send(ctx, device.Message{Body: []byte("signed"), ID: "m1"}); err != nil {
+		t.Fatalf("Send over X.509: %v", err)
+	}
+	select {
+	case l := <-lines:
+		if !strings.HasPrefix(l, "devices/cert-dev/messages/events/") || !strings.Contains(l, "stream=certs") ||
+			!strings.HasSuffix(l, " signed") {
+			t.Fatalf("mosquitto_sub saw %q", l)
+		}
+	case <-ctx.Done():
+		t.Fatal("mosquitto_sub saw nothing")
+	}
+}
+
+// TestX509Refused checks that a certificate the broker does not trust
+// (expired here) keeps the device disconnected with a TLS reason, and
+// that the message stays stored.
+func TestX509Refused(t *testing.T) {
+	good := newPKI(t, "cert-dev", time.Now().Add(time.Hour))
+	tlsPort, _ := startMosquittoX509(t, good)
+	expired := newPKI(t, "cert-dev", time.Now().Add(-time.Minute)) // another CA, and expired
+	reasons := make(chan error, 100)
+	cfg := device.Config{
+		ConnectionString: fmt.Sprintf("HostName=127.0.0.1:%d;DeviceId=cert-dev;x509=true", tlsPort),
+		StorePath:        filepath.Join(t.TempDir(), "d.db"),
+		CAFile:           good.caFile,
+		Certificate:      &expired.client,
+		OnStatus: func(s device.Status, err error) {
+			if s == device.Disconnected {
+				select {
+				case reasons <- err:
+				default:
+				}
+			}
+		},
+	}
+	device.SetTestHooks(&cfg, nil, 50*time.Millisecond)
+	c, err := device.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Stream("").Enqueue(context.Background(), device.Message{Body: []byte("kept")}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-reasons:
+		if err == nil {
+			t.Fatal("Disconnected without a reason")
+		}
+		if !strings.Contains(err.Error(), "expired at") {
+			t.Fatalf("refusal reason %q does not say the certificate expired", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no Disconnected status for an untrusted certificate")
+	}
+	if n, _ := c.Pending(); n != 1 {
+		t.Fatalf("Pending = %d, want the message kept", n)
+	}
+	if _, err := device.Start(context.Background(), device.Config{ConnectionString: "HostName=h;DeviceId=d;x509=true",
+		StorePath: filepath.Join(t.TempDir(), "e.db")}); err == nil || !strings.Contains(err.Error(), "Certificate") {
+		t.Fatalf("Start with x509=true and no certificate: %v", err)
+	}
+}
