@@ -1,0 +1,128 @@
+package provision
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ferry-iot/ferry/internal/registry"
+)
+
+// Defaults of Options.
+const (
+	DefaultTokenTTL        = 30 * 24 * time.Hour
+	DefaultOperationTTL    = 15 * time.Minute
+	DefaultRegistrationTTL = 7 * 24 * time.Hour
+	DefaultPollInterval    = 5 * time.Second
+)
+
+// Input limits.
+const (
+	MaxDataBytes    = 4 << 10 // custom data a device sends with Init
+	MaxModelIDLen   = 512
+	MaxTokenNameLen = 64
+	MaxListLimit    = 1000
+)
+
+// Registry is what the service needs of the device registry.
+type Registry interface {
+	Get(ctx context.Context, id string) (*registry.Device, error)
+	Create(ctx context.Context, d registry.Device) (*registry.Device, error)
+}
+
+// Twins sets the twin of a device an operator approved.
+type Twins interface {
+	// SetInitial merges tags and desired (JSON objects; nil means no
+	// change) into the device's twin.
+	SetInitial(ctx context.Context, deviceID string, tags, desired json.RawMessage) error
+}
+
+// Options configures a Service. Registry, Twins and DeviceHost are required.
+type Options struct {
+	Registry Registry
+	Twins    Twins
+	// DeviceHost returns the host[:port] devices connect to over MQTT, which
+	// goes into their credentials.
+	DeviceHost func() string
+
+	OperationTTL    time.Duration // how long an operation waits for a decision (default 15 minutes)
+	RegistrationTTL time.Duration // life of a registration token (default 7 days)
+	PollInterval    time.Duration // the retry-after devices are told while pending (default 5 s)
+
+	Now    func() time.Time // default time.Now
+	Rand   io.Reader        // default crypto/rand.Reader
+	Logger *slog.Logger     // default: discard
+}
+
+func (o *Options) setDefaults() {
+	if o.OperationTTL <= 0 {
+		o.OperationTTL = DefaultOperationTTL
+	}
+	if o.RegistrationTTL <= 0 {
+		o.RegistrationTTL = DefaultRegistrationTTL
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Service runs provisioning on top of a Store. It is safe for concurrent use.
+type Service struct {
+	store Store
+	opt   Options
+	log   *slog.Logger
+	key   []byte // registration-token signing key
+
+	randMu sync.Mutex // guards opt.Rand, which need not be safe for concurrent use
+
+	// approveMu serializes approvals in this process, so two operators
+	// approving one operation at once cannot both create a device; the
+	// store's check covers other hub nodes.
+	approveMu sync.Mutex
+}
+
+// New returns a Service over st. It reads (or creates) the registration
+// token signing key.
+func New(ctx context.Context, st Store, opt Options) (*Service, error) {
+	opt.setDefaults()
+	if opt.Registry == nil || opt.Twins == nil || opt.DeviceHost == nil {
+		return nil, fmt.Errorf("provision: Registry, Twins and DeviceHost are required")
+	}
+	s := &Service{store: st, opt: opt, log: opt.Logger}
+	candidate := make([]byte, 32)
+	if err := s.random(candidate); err != nil {
+		return nil, err
+	}
+	key, err := st.SigningKey(ctx, candidate)
+	if err != nil {
+		return nil, fmt.Errorf("provision: signing key: %w", err)
+	}
+	s.key = key
+	return s, nil
+}
+
+// random fills b from the random source.
+func (s *Service) random(b []byte) error {
+	s.randMu.Lock()
+	defer s.randMu.Unlock()
+	if _, err := io.ReadFull(s.opt.Rand, b); err != nil {
+		return fmt.Errorf("provision: read random bytes: %w", err)
+	}
+	return nil
+}
+
+func (s *Service) now() time.Time { return s.opt.Now().UTC() }
