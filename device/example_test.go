@@ -2,6 +2,7 @@ package device_test
 
 import (
 	"context"
+	"fmt"
 	"log"
 	"os"
 	"time"
@@ -14,7 +15,8 @@ func Example() {
 	ctx := context.Background()
 	c, err := device.Start(ctx, device.Config{
 		ConnectionString: os.Getenv("FERRY_DEVICE_CONNECTION_STRING"),
-		StorePath:        "/var/lib/sensor/ferry.db",
+		CAFile:           os.Getenv("FERRY_CA_FILE"), // the hub's CA; empty: the system's roots
+		StorePath:        storePath(),                // e.g. /var/lib/sensor/ferry.db
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -31,8 +33,10 @@ func Example() {
 	if err != nil {
 		// Only an enqueue error means the message was lost; after a timeout
 		// it is still stored and will be sent.
-		log.Print(err)
+		log.Fatal(err)
 	}
+	fmt.Println("stored by the hub")
+	// Output: stored by the hub
 }
 
 // Enqueue readings while offline or online, then wait until the hub has
@@ -41,7 +45,8 @@ func ExampleClient_Flush() {
 	ctx := context.Background()
 	c, err := device.Start(ctx, device.Config{
 		ConnectionString: os.Getenv("FERRY_DEVICE_CONNECTION_STRING"),
-		StorePath:        "/var/lib/sensor/ferry.db",
+		CAFile:           os.Getenv("FERRY_CA_FILE"),
+		StorePath:        storePath(),
 		OnStatus: func(s device.Status, err error) {
 			log.Printf("connection %s (%v)", s, err)
 		},
@@ -63,4 +68,7 @@ func ExampleClient_Flush() {
 		n, _ := c.Pending()
 		log.Printf("%d messages still pending, kept for the next start: %v", n, err)
 	}
+	n, _ := c.Pending()
+	fmt.Println(n, "pending")
+	// Output: 0 pending
 }

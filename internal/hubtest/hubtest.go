@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -41,6 +42,21 @@ func Start(t testing.TB, opts ...Option) *Hub {
 // StartDir runs a hub on an existing data directory (to test restarts).
 func StartDir(t testing.TB, dir string, opts ...Option) *Hub {
 	t.Helper()
+	h, stop, err := Launch(dir, opts...)
+	if err != nil {
+		t.Fatalf("hubtest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("hubtest: %v", err)
+		}
+	})
+	return h
+}
+
+// Launch runs a hub on dir outside a test (a TestMain, an example), with
+// the same loopback listeners as Start. stop shuts it down.
+func Launch(dir string, opts ...Option) (h *Hub, stop func() error, err error) {
 	cfg := hub.Config{
 		DataDir:   dir,
 		MQTTAddr:  "127.0.0.1:0",
@@ -53,32 +69,35 @@ func StartDir(t testing.TB, dir string, opts ...Option) *Hub {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	h, err := hub.New(ctx, cfg)
+	hb, err := hub.New(ctx, cfg)
 	if err != nil {
-		t.Fatalf("hubtest: %v", err)
+		return nil, nil, err
 	}
-	if err := h.Start(); err != nil {
-		_ = h.Shutdown(context.Background())
-		t.Fatalf("hubtest: %v", err)
+	if err := hb.Start(); err != nil {
+		_ = hb.Shutdown(context.Background())
+		return nil, nil, err
 	}
-	t.Cleanup(func() {
+	stop = func() error {
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := h.Shutdown(sctx); err != nil {
-			t.Errorf("hubtest: shutdown: %v", err)
+		if err := hb.Shutdown(sctx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
 		}
-	})
-	pemCA, err := os.ReadFile(h.CAFile())
+		return nil
+	}
+	pemCA, err := os.ReadFile(hb.CAFile())
 	if err != nil {
-		t.Fatalf("hubtest: %v", err)
+		_ = stop()
+		return nil, nil, err
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pemCA)
-	client, err := api.NewClient(h.OwnerConnectionString(), api.ClientOptions{CAFile: h.CAFile()})
+	client, err := api.NewClient(hb.OwnerConnectionString(), api.ClientOptions{CAFile: hb.CAFile()})
 	if err != nil {
-		t.Fatalf("hubtest: api client: %v", err)
+		_ = stop()
+		return nil, nil, fmt.Errorf("api client: %w", err)
 	}
-	return &Hub{Hub: h, Dir: dir, Client: client, CAPool: pool}
+	return &Hub{Hub: hb, Dir: dir, Client: client, CAPool: pool}, stop, nil
 }
 
 // TLSConfig trusts the hub's CA.
