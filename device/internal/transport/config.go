@@ -47,8 +47,11 @@ type Config struct {
 	// responses). It runs on the read goroutine and holds up later packets,
 	// including PUBACKs, so it must return quickly and must not wait for a
 	// QoS 1 Publish (which may need those PUBACKs). props are the decoded
-	// property bag of devices/... topics; empty for $iothub/... topics.
-	OnMessage func(topic string, props protocol.Properties, payload []byte)
+	// property bag of devices/... topics; empty for $iothub/... topics. A
+	// QoS 1 message is acknowledged after OnMessage returns nil; an error
+	// refuses it: no PUBACK, and the connection is dropped (and made again
+	// after a backoff delay) so that the hub sends the message again.
+	OnMessage func(topic string, props protocol.Properties, payload []byte) error
 	// Subscriptions are subscribed at QoS 1 on every connection (the session
 	// is clean), before the status turns Connected.
 	Subscriptions []string

@@ -42,7 +42,8 @@ func (c *conn) readLoop() {
 }
 
 // deliver hands an incoming message to OnMessage, then acknowledges it: a
-// QoS 1 message is acked only once the application has seen it.
+// QoS 1 message is acked only once the application has accepted it. A
+// refused message fails the connection instead, so the hub redelivers it.
 func (c *conn) deliver(pk packets.Packet) {
 	if f := c.t.cfg.OnMessage; f != nil {
 		var props protocol.Properties
@@ -52,7 +53,10 @@ func (c *conn) deliver(pk packets.Packet) {
 				props = p
 			}
 		}
-		f(pk.TopicName, props, pk.Payload)
+		if err := f(pk.TopicName, props, pk.Payload); err != nil {
+			c.fail(fmt.Errorf("transport: message on %s refused: %w", pk.TopicName, err))
+			return
+		}
 	}
 	if pk.FixedHeader.Qos > 0 {
 		if err := c.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID}); err != nil {

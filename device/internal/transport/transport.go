@@ -21,6 +21,7 @@ type Transport struct {
 	mu        sync.Mutex
 	cur       *conn         // the connection accepting publishes, or nil
 	connected chan struct{} // closed while cur != nil; replaced when it goes
+	changed   chan struct{} // closed and replaced whenever cur changes
 	closed    bool
 	closeOnce sync.Once
 }
@@ -33,7 +34,7 @@ type Transport struct {
 func Start(ctx context.Context, cfg Config) *Transport {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t := &Transport{cfg: cfg, ctx: ctx, cancel: cancel, done: make(chan struct{}),
-		connected: make(chan struct{})}
+		connected: make(chan struct{}), changed: make(chan struct{})}
 	err := t.cfg.setDefaults()
 	t.status = newStatusQueue(cfg.OnStatus)
 	go func() {
@@ -152,6 +153,10 @@ func (t *Transport) setConn(c *conn) {
 	case c == nil && t.cur != nil:
 		t.connected = make(chan struct{})
 	}
+	if c != t.cur {
+		close(t.changed)
+		t.changed = make(chan struct{})
+	}
 	t.cur = c
 }
 
@@ -168,6 +173,27 @@ func (t *Transport) Connected() <-chan struct{} {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.connected
+}
+
+// Session tells request/response users (twin requests, whose answers come
+// only on the connection that carried the request) which connection is up.
+// While one is, it returns a channel that is closed when that connection
+// ends (failure, token renewal or Close) and true. Otherwise it returns a
+// channel that is closed at the next change of connection, and false. Each
+// connection has its own channel, also across a token renewal (which
+// reports no status change), so comparing channels tells connections apart.
+func (t *Transport) Session() (<-chan struct{}, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cur != nil {
+		select {
+		case <-t.cur.dead:
+			// Dead but not yet replaced: the run loop is about to.
+		default:
+			return t.cur.dead, true
+		}
+	}
+	return t.changed, false
 }
 
 // Done is closed once Close has finished (or Start was given a bad Config).

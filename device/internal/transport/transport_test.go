@@ -96,8 +96,9 @@ func TestC2D(t *testing.T) {
 	got := make(chan msg, 1)
 	cfg := config(h, dev, newDialer(tlsAddr(h)), &recorder{})
 	cfg.Subscriptions = []string{"devices/" + dev.ID + "/messages/devicebound/#"}
-	cfg.OnMessage = func(topic string, props protocol.Properties, payload []byte) {
+	cfg.OnMessage = func(topic string, props protocol.Properties, payload []byte) error {
 		got <- msg{topic, props, string(payload)}
+		return nil
 	}
 	tr := Start(context.Background(), cfg)
 	defer tr.Close()
