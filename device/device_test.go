@@ -143,7 +143,7 @@ func TestSendAndEnqueueFlush(t *testing.T) {
 	ids := map[string]bool{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	sensors := c.Stream("sensors")
+	sensors := c.Stream("", "sensors")
 	for g := range 10 {
 		wg.Add(1)
 		go func() {
@@ -164,7 +164,7 @@ func TestSendAndEnqueueFlush(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	def := c.Stream("")
+	def := c.Stream("", "")
 	for i := range n {
 		info, err := def.Enqueue(ctx, device.Message{Body: []byte("reading " + strconv.Itoa(i)),
 			Properties: map[string]string{"kind": "enqueue"}})
@@ -205,7 +205,7 @@ func TestOfflineFirst(t *testing.T) {
 	}
 	c := e.start(t)
 	ids := map[string]bool{}
-	s := c.Stream("offline")
+	s := c.Stream("", "offline")
 	for i := range 200 {
 		info, err := s.Enqueue(context.Background(), device.Message{Body: []byte(strconv.Itoa(i))})
 		if err != nil {
@@ -232,7 +232,7 @@ func TestDurableAcrossRestart(t *testing.T) {
 	c := e.start(t)
 	ids := map[string]bool{}
 	for i := range 150 {
-		info, err := c.Stream("").Enqueue(context.Background(), device.Message{Body: []byte(strconv.Itoa(i))})
+		info, err := c.Stream("", "").Enqueue(context.Background(), device.Message{Body: []byte(strconv.Itoa(i))})
 		if err != nil {
 			t.Fatalf("Enqueue: %v", err)
 		}
@@ -244,7 +244,7 @@ func TestDurableAcrossRestart(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := c.Stream("").Enqueue(context.Background(), device.Message{}); !errors.Is(err, device.ErrClosed) {
+	if _, err := c.Stream("", "").Enqueue(context.Background(), device.Message{}); !errors.Is(err, device.ErrClosed) {
 		t.Fatalf("Enqueue after Close: %v, want ErrClosed", err)
 	}
 
@@ -260,7 +260,7 @@ func TestDurableAcrossRestart(t *testing.T) {
 func TestEnqueueBatch(t *testing.T) {
 	e := newEnv(t, true)
 	c := e.start(t)
-	s := c.Stream("batch")
+	s := c.Stream("", "batch")
 	ids := map[string]bool{}
 	for b := range 20 {
 		ms := make([]device.Message, 50)

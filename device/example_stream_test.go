@@ -51,7 +51,7 @@ func ExampleStart_offline() {
 	}
 	defer c.Close()
 	for _, reading := range []string{"20.5", "20.7", "21.0"} {
-		if _, err := c.Stream("temperature").Enqueue(context.Background(), device.Message{Body: []byte(reading)}); err != nil {
+		if _, err := c.Stream("", "temperature").Enqueue(context.Background(), device.Message{Body: []byte(reading)}); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -69,7 +69,7 @@ func ExampleStream_EnqueueBatch() {
 	for i := range batch {
 		batch[i] = device.Message{Body: fmt.Appendf(nil, `{"sample":%d}`, i), ContentType: "application/json"}
 	}
-	infos, err := c.Stream("vibration").EnqueueBatch(context.Background(), batch)
+	infos, err := c.Stream("", "vibration").EnqueueBatch(context.Background(), batch)
 	if err != nil {
 		log.Fatal(err) // none of them was stored
 	}
@@ -83,7 +83,7 @@ func ExampleWithChunkSize() {
 	c := startExample()
 	defer c.Close()
 	image := make([]byte, 600_000) // a camera frame, say
-	s := c.Stream("frames")        // default chunk size: 250,000 bytes
+	s := c.Stream("", "frames")    // default chunk size: 250,000 bytes
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.Send(ctx, device.Message{Body: image, ID: "frame-42"}); err != nil {
@@ -91,7 +91,7 @@ func ExampleWithChunkSize() {
 	}
 	fmt.Println("all chunks stored by the hub")
 
-	strict := c.Stream("frames", device.WithChunkSize(0)) // no chunking
+	strict := c.Stream("", "frames", device.WithChunkSize(0)) // no chunking
 	_, err := strict.Enqueue(ctx, device.Message{Body: image})
 	fmt.Println(strings.Contains(err.Error(), "chunking is off"))
 	// Output:
@@ -104,7 +104,7 @@ func ExampleWithChunkSize() {
 func ExampleWithCompression() {
 	c := startExample()
 	defer c.Close()
-	logs := c.Stream("logs", device.WithCompression(device.Fastest))
+	logs := c.Stream("", "logs", device.WithCompression(device.Fastest))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	line := strings.Repeat("2026-11-23T05:00:00Z INFO pump 3 pressure nominal\n", 100)
@@ -120,7 +120,7 @@ func ExampleStream_CompleteBatch() {
 	c := startExample()
 	defer c.Close()
 	ctx := context.Background()
-	s := c.Stream("recordings")
+	s := c.Stream("", "recordings")
 	for i := range 3 {
 		if _, err := s.Enqueue(ctx, device.Message{Body: []byte{byte(i)}, BatchID: "shift-2026-11-23"}); err != nil {
 			log.Fatal(err)

@@ -25,7 +25,7 @@ func Example() {
 
 	sendCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err = c.Stream("temperature").Send(sendCtx, device.Message{
+	err = c.Stream("", "temperature").Send(sendCtx, device.Message{
 		Body:            []byte(`{"celsius":21.5}`),
 		ContentType:     "application/json",
 		ContentEncoding: "utf-8",
@@ -56,7 +56,7 @@ func ExampleClient_Flush() {
 	}
 	defer c.Close()
 
-	s := c.Stream("") // the default stream
+	s := c.Stream("", "") // the default stream
 	for i := range 10 {
 		if _, err := s.Enqueue(ctx, device.Message{Body: []byte{byte('0' + i)}}); err != nil {
 			log.Fatal(err) // not stored

@@ -19,7 +19,7 @@ func enqueueN(t *testing.T, c *device.Client, n int) map[string]bool {
 	t.Helper()
 	ids := map[string]bool{}
 	for i := range n {
-		info, err := c.Stream("ordered").Enqueue(context.Background(),
+		info, err := c.Stream("", "ordered").Enqueue(context.Background(),
 			device.Message{Body: []byte("x"), Properties: map[string]string{"n": strconv.Itoa(i)}})
 		if err != nil {
 			t.Fatalf("Enqueue: %v", err)
@@ -114,7 +114,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Stream("").Enqueue(context.Background(), device.Message{Body: []byte("x")}); err != nil {
+	if _, err := c.Stream("", "").Enqueue(context.Background(), device.Message{Body: []byte("x")}); err != nil {
 		t.Fatal(err)
 	}
 	go c.Flush(context.Background()) // must end with ErrClosed

@@ -13,7 +13,8 @@ import (
 	"github.com/ferry-iot/ferry/internal/protocol"
 )
 
-// DefaultStream is the stream of Client.Stream("").
+// DefaultStream is the name of the default stream and stream group
+// (Client.Stream("", "")).
 const DefaultStream = "default"
 
 // MaxBodyBytes is the largest message body the hub accepts (256 KiB).
@@ -33,7 +34,7 @@ type Message struct {
 	CorrelationID, ContentType, ContentEncoding string
 	// Properties are application properties. Keys may not start with '$'
 	// and may not be one of the names the SDK sets itself: "stream",
-	// "batch-id", "batch-slice-id", "message-id", "chunk-id", "chunk-count",
+	// "stream-group", "batch-id", "batch-slice-id", "message-id", "chunk-id", "chunk-count",
 	// "complete-batch" and "complete-message".
 	Properties map[string]string
 	// BatchID groups messages into a batch (a file, a recording, a shift):
@@ -63,22 +64,29 @@ type MessageInfo struct {
 	Enqueued time.Time
 }
 
-// Stream sends messages to one named stream of the hub. It is safe for
+// Stream sends messages to one stream of the hub. It is safe for
 // concurrent use.
 type Stream struct {
-	c    *Client
-	name string
-	opt  streamOptions
+	c     *Client
+	group string
+	name  string
+	opt   streamOptions
 }
 
-// Stream returns the stream called name ("" is DefaultStream). The name is
-// sent as the "stream" application property; it may hold up to 64 letters,
-// digits, '-', '_' and '.'. Options set compression and chunking.
-func (c *Client) Stream(name string, opts ...StreamOption) *Stream {
+// Stream returns the stream called name in the stream group group ("" is
+// DefaultStream for either). Groups gather streams of one kind (say,
+// "telemetry" and "logs") and the hub's readers filter on both. The names
+// are sent as the "stream-group" and "stream" application properties;
+// each may hold up to 64 letters, digits, '-', '_' and '.'. Options set
+// compression and chunking.
+func (c *Client) Stream(group, name string, opts ...StreamOption) *Stream {
+	if group == "" {
+		group = DefaultStream
+	}
 	if name == "" {
 		name = DefaultStream
 	}
-	s := &Stream{c: c, name: name, opt: streamOptions{chunkSize: DefaultChunkSize, maxMessage: DefaultMaxMessageBytes}}
+	s := &Stream{c: c, group: group, name: name, opt: streamOptions{chunkSize: DefaultChunkSize, maxMessage: DefaultMaxMessageBytes}}
 	for _, o := range opts {
 		o(&s.opt)
 	}
@@ -87,6 +95,9 @@ func (c *Client) Stream(name string, opts ...StreamOption) *Stream {
 
 // Name returns the stream's name.
 func (s *Stream) Name() string { return s.name }
+
+// Group returns the stream's group.
+func (s *Stream) Group() string { return s.group }
 
 // Enqueue stores m in the local store and returns once it is durably
 // written (fsynced): from then on it survives a crash or restart and is
@@ -296,10 +307,16 @@ func (s *Stream) record(m Message) (queue.Record, error) {
 	if err := validName(s.name); err != nil {
 		return queue.Record{}, fmt.Errorf("%w: stream: %w", ErrInvalidMessage, err)
 	}
+	if err := validName(s.group); err != nil {
+		return queue.Record{}, fmt.Errorf("%w: stream group: %w", ErrInvalidMessage, err)
+	}
 	if len(m.Body) > MaxBodyBytes {
 		return queue.Record{}, fmt.Errorf("%w: body of %d bytes exceeds %d", ErrInvalidMessage, len(m.Body), MaxBodyBytes)
 	}
 	rec := queue.Record{Stream: s.name, ID: m.ID, Body: m.Body}
+	if s.group != DefaultStream {
+		rec.Props = append(rec.Props, queue.Property{Key: "stream-group", Value: s.group})
+	}
 	for _, p := range [...]queue.Property{{Key: "$.cid", Value: m.CorrelationID},
 		{Key: "$.ct", Value: m.ContentType}, {Key: "$.ce", Value: m.ContentEncoding},
 		{Key: "batch-id", Value: m.BatchID}, {Key: "batch-slice-id", Value: m.BatchSliceID}} {
@@ -335,7 +352,7 @@ func (s *Stream) record(m Message) (queue.Record, error) {
 // reservedKey reports whether k is an application property the SDK sets.
 func reservedKey(k string) bool {
 	switch k {
-	case "stream", "batch-id", "batch-slice-id", "message-id", "chunk-id", "chunk-count",
+	case "stream", "stream-group", "batch-id", "batch-slice-id", "message-id", "chunk-id", "chunk-count",
 		"complete-batch", "complete-message":
 		return true
 	}

@@ -21,7 +21,7 @@ func TestChunkingReassembles(t *testing.T) {
 	c := e.start(t)
 	body := make([]byte, 600_000)
 	rand.Read(body)
-	s := c.Stream("files")
+	s := c.Stream("", "files")
 	ctx := context.Background()
 	info, err := s.Enqueue(ctx, device.Message{Body: body, ID: "file-1", BatchID: "night",
 		Properties: map[string]string{"name": "dump.bin"}})
@@ -70,12 +70,12 @@ func TestChunkingReassembles(t *testing.T) {
 func TestChunkingOffRefusesLargeBodies(t *testing.T) {
 	e := newEnv(t, false)
 	c := e.start(t)
-	s := c.Stream("x", device.WithChunkSize(0))
+	s := c.Stream("", "x", device.WithChunkSize(0))
 	_, err := s.Enqueue(context.Background(), device.Message{Body: make([]byte, device.MaxBodyBytes+1)})
 	if !errors.Is(err, device.ErrInvalidMessage) || !strings.Contains(err.Error(), "chunking is off") {
 		t.Fatalf("Enqueue over the limit with chunking off: %v", err)
 	}
-	small := c.Stream("x", device.WithMaxMessageBytes(1000))
+	small := c.Stream("", "x", device.WithMaxMessageBytes(1000))
 	if _, err := small.Enqueue(context.Background(), device.Message{Body: make([]byte, 1001)}); !errors.Is(err, device.ErrInvalidMessage) {
 		t.Fatalf("Enqueue over WithMaxMessageBytes: %v", err)
 	}
@@ -92,7 +92,7 @@ func TestCompression(t *testing.T) {
 	noise := make([]byte, 2000)
 	rand.Read(noise)
 	for _, level := range []device.Compression{device.Fastest, device.SmallestSize} {
-		s := c.Stream("z", device.WithCompression(level))
+		s := c.Stream("", "z", device.WithCompression(level))
 		if err := s.Send(ctx, device.Message{Body: text, ID: "text-" + strconv.Itoa(int(level)),
 			ContentType: "application/json", ContentEncoding: "utf-8"}); err != nil {
 			t.Fatal(err)
@@ -134,7 +134,7 @@ func TestBatchesAndCompletions(t *testing.T) {
 	e := newEnv(t, true)
 	c := e.start(t)
 	ctx := context.Background()
-	s := c.Stream("recordings")
+	s := c.Stream("", "recordings")
 	for i := range 3 {
 		if _, err := s.Enqueue(ctx, device.Message{Body: []byte{byte(i)}, BatchID: "rec-7", BatchSliceID: "mic-a"}); err != nil {
 			t.Fatal(err)
@@ -184,5 +184,30 @@ func TestBatchesAndCompletions(t *testing.T) {
 	}
 	if p := msgs[6].Properties; p["complete-batch"] != "true" || p["batch-id"] != "rec-7" {
 		t.Fatalf("batch completion stored as %v", p)
+	}
+}
+
+func TestStreamGroups(t *testing.T) {
+	e := newEnv(t, true)
+	c := e.start(t)
+	ctx := context.Background()
+	if err := c.Stream("logs", "pump-3").Send(ctx, device.Message{Body: []byte("started"), ID: "g1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stream("", "").Send(ctx, device.Message{Body: []byte("plain"), ID: "g2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Stream("bad group", "x").Enqueue(ctx, device.Message{}); !errors.Is(err, device.ErrInvalidMessage) {
+		t.Fatalf("Enqueue to a bad group name: %v", err)
+	}
+	msgs := e.read(t)
+	if len(msgs) != 2 {
+		t.Fatalf("hub holds %d messages, want 2", len(msgs))
+	}
+	if m := msgs[0]; m.Group != "logs" || m.Stream != "pump-3" {
+		t.Fatalf("grouped message stored in %q/%q", m.Group, m.Stream)
+	}
+	if m := msgs[1]; m.Group != "default" || m.Stream != "default" {
+		t.Fatalf("default message stored in %q/%q", m.Group, m.Stream)
 	}
 }

@@ -204,7 +204,7 @@ func TestX509WithMosquitto(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := c.Stream("certs").Send(ctx, device.Message{Body: []byte("signed"), ID: "m1"}); err != nil {
+	if err := c.Stream("", "certs").Send(ctx, device.Message{Body: []byte("signed"), ID: "m1"}); err != nil {
 		t.Fatalf("Send over X.509: %v", err)
 	}
 	select {
@@ -246,7 +246,7 @@ func TestX509Refused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.Stream("").Enqueue(context.Background(), device.Message{Body: []byte("kept")}); err != nil {
+	if _, err := c.Stream("", "").Enqueue(context.Background(), device.Message{Body: []byte("kept")}); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -52,7 +52,7 @@ func main() {
 		log.Printf("resuming with %d readings (%d bytes) from an earlier run", n, b)
 	}
 
-	s := c.Stream("telemetry")
+	s := c.Stream("", "telemetry")
 	tick := time.NewTicker(*interval)
 	defer tick.Stop()
 	for i := 0; ; i++ {
