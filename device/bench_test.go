@@ -45,7 +45,7 @@ func BenchmarkEnqueue(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			s := c.Stream("bench")
+			s := c.Stream("", "bench")
 			body := make([]byte, 200)
 			ms := make([]device.Message, batch)
 			for i := range ms {
@@ -95,7 +95,7 @@ func BenchmarkEnqueueLatency(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	s := c.Stream("bench")
+	s := c.Stream("", "bench")
 	m := device.Message{Body: make([]byte, 200)}
 	lat := make([]time.Duration, 0, b.N)
 	for b.Loop() {
@@ -187,7 +187,7 @@ func fillStore(b testing.TB, cfg device.Config, n int) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	s := c.Stream("drain")
+	s := c.Stream("", "drain")
 	var wg sync.WaitGroup
 	const page = 1000
 	for g := range 4 {

@@ -89,7 +89,7 @@ func runChild(mode string) int {
 			k := strconv.Itoa(n + i)
 			ms[i] = device.Message{Body: []byte("reading " + k), Properties: map[string]string{"n": k}}
 		}
-		s := c.Stream(streamOf(n))
+		s := c.Stream("", streamOf(n))
 		var infos []device.MessageInfo
 		if len(ms) == 1 {
 			var info device.MessageInfo
