@@ -38,10 +38,27 @@
 //     in order, but some later ones may already be stored, so the stream
 //     may be out of order around a reconnection.
 //
+// # Streams, batches, chunks and compression
+//
+// [Client.Stream] names a stream group and a stream; the hub files each
+// message under both ("stream-group" and "stream" properties). A message
+// may carry a batch id and a batch slice id; [Stream.CompleteBatch] marks a
+// batch complete. A body larger than the stream's chunk size (250,000
+// bytes by default, under the hub's 256 KiB limit) is split into chunks
+// that are stored together, all or none, and sent as messages with
+// "message-id", "chunk-id" and "chunk-count"; chunks made by hand use
+// [Message.ChunkID] and [Stream.CompleteMessage]. [WithCompression]
+// gzips bodies before they are stored, only when that makes them smaller,
+// and sets the content encoding to "gzip".
+//
 // # Connection
 //
 // The connection authenticates with SAS tokens derived from the connection
 // string's key, renews them before they expire without losing messages,
-// and reconnects with jittered exponential backoff. Config.OnStatus hears
-// the changes.
+// and reconnects with jittered exponential backoff (from 1 s, capped at
+// 60 s, reset after a minute connected), so a refused device never spins.
+// Config.OnStatus hears the changes, with the reason. [Config.Certificate]
+// authenticates with an X.509 client certificate instead, and
+// [Config.WebSocket] carries MQTT over a WebSocket on port 443 for networks
+// that let only HTTPS out.
 package device
