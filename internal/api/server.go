@@ -54,6 +54,8 @@ type Config struct {
 	Twins    Twins    // device twins
 	Query    Querier  // the query language over twins
 	Commands Commands // queued method calls for offline devices
+	// Provisioning serves /api/v1/provisioning; nil answers 503.
+	Provisioning Provisioning
 	// OnDesired is called after a service change of desired properties,
 	// to push the change to the device (client id "dev" or "dev/module").
 	OnDesired func(clientID string, ch twin.DesiredChange)
@@ -114,6 +116,7 @@ func NewHandler(cfg Config) *Handler {
 	h.route("/api/v1/consumergroups/{cg}/streams/{stream}/messages", "GET", registry.ServiceConnect, h.readConsumerGroup)
 	h.route("/api/v1/consumergroups/{cg}/streams/{stream}/position", "GET", registry.ServiceConnect, h.getPosition)
 	h.route("/api/v1/consumergroups/{cg}/streams/{stream}/position", "PUT", registry.ServiceConnect, h.putPosition)
+	h.routeProvisioning()
 	h.mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	h.mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
 	return h

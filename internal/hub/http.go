@@ -25,18 +25,19 @@ func (h *Hub) listenHTTP() error {
 	h.httpLn = ln
 	mux := http.NewServeMux()
 	apiHandler := api.NewHandler(api.Config{
-		Registry:  h.registry,
-		Presence:  h.broker,
-		Streams:   h.streams,
-		Methods:   h.methods,
-		C2D:       h.c2d,
-		Twins:     h.twins,
-		Query:     queries{h.db},
-		Commands:  h.commands,
-		OnDesired: h.pushDesired,
-		Info:      h.info,
-		Logger:    h.log.With("component", "api"),
-		Now:       h.cfg.Now,
+		Registry:     h.registry,
+		Presence:     h.broker,
+		Streams:      h.streams,
+		Methods:      h.methods,
+		C2D:          h.c2d,
+		Twins:        h.twins,
+		Query:        queries{h.db},
+		Commands:     h.commands,
+		Provisioning: h.provision,
+		OnDesired:    h.pushDesired,
+		Info:         h.info,
+		Logger:       h.log.With("component", "api"),
+		Now:          h.cfg.Now,
 	})
 	mux.Handle("/", apiHandler)
 	mux.Handle("/$iothub/websocket", h.broker.WebSocketHandler())

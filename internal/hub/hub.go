@@ -28,6 +28,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/natsd"
 	"github.com/ferry-iot/ferry/internal/pki"
 	"github.com/ferry-iot/ferry/internal/protocol"
+	"github.com/ferry-iot/ferry/internal/provision"
 	"github.com/ferry-iot/ferry/internal/registry"
 	"github.com/ferry-iot/ferry/internal/store/sqlite"
 	"github.com/ferry-iot/ferry/internal/stream"
@@ -54,6 +55,7 @@ type Hub struct {
 	commands        *method.Queue
 	c2d             *c2d.Service
 	twins           *twin.Service
+	provision       *provision.Service
 	presence        *presence
 	presenceRunning bool
 	http            *http.Server
@@ -106,6 +108,9 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, err
 	}
 	if err := h.startBroker(); err != nil {
+		return nil, err
+	}
+	if err := h.startProvisioning(ctx); err != nil {
 		return nil, err
 	}
 	if err := h.listenHTTP(); err != nil {
