@@ -2,9 +2,11 @@ package cli
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -48,11 +50,33 @@ func newEvent(m *api.Message) event {
 		Group:        m.Group,
 		EnqueuedTime: m.EnqueuedTime.UTC().Format(time.RFC3339Nano),
 		Properties:   eventProperties{System: m.SystemProperties, Application: app},
-		Payload:      payloadJSON(m.Body),
+		Payload:      payloadJSON(decoded(m)),
 	}}
 }
 
-// payloadJSON renders a message body as a JSON value: the body itself when
+// maxInflated bounds a decompressed body, so a small hostile payload
+// cannot make monitor allocate without limit.
+const maxInflated = 16 << 20
+
+// decoded returns m's body, decompressed when its content encoding is
+// gzip (the device SDK's compression). A body that does not inflate, or
+// inflates past maxInflated, is shown as stored.
+func decoded(m *api.Message) []byte {
+	if !strings.EqualFold(m.SystemProperties.ContentEncoding, "gzip") {
+		return m.Body
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(m.Body))
+	if err != nil {
+		return m.Body
+	}
+	plain, err := io.ReadAll(io.LimitReader(zr, maxInflated+1))
+	if err != nil || len(plain) > maxInflated {
+		return m.Body
+	}
+	return plain
+}
+
+// payloadJSON renders a message body (decompressed when it was gzipped) as a JSON value: the body itself when
 // it is JSON (the common case for telemetry), a string when it is UTF-8
 // text, else {"hex": "..."} so binary payloads (protobuf, CBOR) stay
 // readable and lossless.

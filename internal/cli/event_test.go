@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"compress/gzip"
 	"strings"
 	"testing"
 	"time"
@@ -106,5 +108,22 @@ func TestParseFrom(t *testing.T) {
 		if _, err := parseFrom(bad, now); exitCode(err) != exitUsageError {
 			t.Errorf("parseFrom(%q) = %v, want a usage error", bad, err)
 		}
+	}
+}
+
+func TestEventInflatesGzip(t *testing.T) {
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write([]byte(`{"celsius":21.5}`))
+	zw.Close()
+	m := testMessage
+	m.SystemProperties.ContentEncoding = "gzip"
+	m.Body = z.Bytes()
+	if got := string(newEvent(&m).Event.Payload); got != `{"celsius":21.5}` {
+		t.Errorf("gzipped payload shown as %s", got)
+	}
+	m.Body = []byte("not gzip at all")
+	if got := string(newEvent(&m).Event.Payload); got != `"not gzip at all"` {
+		t.Errorf("a body that does not inflate is shown as %s, want it as stored", got)
 	}
 }

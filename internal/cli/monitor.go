@@ -36,7 +36,8 @@ func monitorNoun() *noun {
 		help: `Each message is printed as {"event": {"origin": <device>, "module", "stream",
 "group", "enqueuedTime", "properties": {"system", "application"}, "payload"}},
 like 'az iot hub monitor-events'. The payload is the body's JSON when it is
-JSON, else its text when it is UTF-8, else {"hex": "..."}. Without --json the
+JSON (inflated first when its content encoding is gzip), else its text when
+it is UTF-8, else {"hex": "..."}. Without --json the
 events are indented for reading; with --json each is one line, for scripts.
 
 Without --consumer-group, monitor shows what arrives from now on (or from
