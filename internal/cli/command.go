@@ -28,13 +28,14 @@ type noun struct {
 	summary  string
 	verbs    []*command
 	cmd      *command // set when the noun has no verbs
+	subs     []*noun  // nouns nested under this one ("provision token"), named "<noun> <sub>"
 	examples string
 }
 
 // nouns returns the nouns this package implements (serve and bench are
 // dispatched apart, see env.main).
 func nouns() []*noun {
-	return []*noun{deviceNoun(), moduleNoun(), twinNoun(), queryNoun(), invokeNoun(), commandNoun(), c2dNoun(), monitorNoun(), versionNoun()}
+	return []*noun{deviceNoun(), moduleNoun(), twinNoun(), queryNoun(), invokeNoun(), commandNoun(), c2dNoun(), provisionNoun(), monitorNoun(), versionNoun()}
 }
 
 // findNoun returns the noun called name, or nil.
@@ -52,6 +53,16 @@ func (n *noun) verb(name string) *command {
 	for _, c := range n.verbs {
 		if strings.TrimPrefix(c.path, n.name+" ") == name {
 			return c
+		}
+	}
+	return nil
+}
+
+// sub returns the nested noun called name ("token" in "provision token"), or nil.
+func (n *noun) sub(name string) *noun {
+	for _, s := range n.subs {
+		if strings.TrimPrefix(s.name, n.name+" ") == name {
+			return s
 		}
 	}
 	return nil

@@ -22,6 +22,8 @@ Commands:
   invoke     call a direct method on a device and print its answer
   command    show a queued method call (ferry invoke --queue-ttl)
   c2d        send cloud-to-device messages: send, pending, purge, feedback
+  provision  let devices join with a provisioning token and an operator's
+             approval: token create|list|show|revoke, list, show, approve, reject
   monitor    print device-to-cloud messages as they arrive
   bench      measure the hub under load: telemetry ingest, connection storms
   version    print ferry's version
@@ -83,6 +85,9 @@ func (e *env) help(ctx context.Context, args []string) int {
 		fmt.Fprintf(e.stderr, "ferry: unknown command %q\nRun 'ferry help' for usage.\n", args[0])
 		return exitUsageError
 	}
+	for len(args) > 1 && n.sub(args[1]) != nil { // "ferry help provision token create"
+		n, args = n.sub(args[1]), args[1:]
+	}
 	switch {
 	case n.cmd != nil:
 		n.cmd.printHelp(e.stdout)
@@ -109,6 +114,10 @@ func (n *noun) usage() string {
 	for _, c := range n.verbs {
 		name := strings.TrimPrefix(c.path, n.name+" ")
 		fmt.Fprintf(&b, "  %-19s %s\n", name, c.summary)
+	}
+	for _, s := range n.subs {
+		name := strings.TrimPrefix(s.name, n.name+" ")
+		fmt.Fprintf(&b, "  %-19s %s\n", name+" ...", s.summary)
 	}
 	if n.examples != "" {
 		fmt.Fprintf(&b, "\nExamples:\n%s", n.examples)

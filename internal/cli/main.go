@@ -95,6 +95,9 @@ func (e *env) runNoun(ctx context.Context, n *noun, args []string) int {
 		fmt.Fprint(e.stdout, n.usage())
 		return exitOK
 	}
+	if s := n.sub(args[0]); s != nil {
+		return e.runNoun(ctx, s, args[1:])
+	}
 	c := n.verb(args[0])
 	if c == nil {
 		fmt.Fprintf(e.stderr, "ferry: unknown command \"%s %s\"\nRun 'ferry help %s' for usage.\n",
