@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/ferry-iot/ferry/device/internal/queue"
 	"github.com/ferry-iot/ferry/device/internal/transport"
@@ -20,6 +21,14 @@ type Client struct {
 	q   *queue.Queue
 	tr  *transport.Transport
 	snd *sender
+
+	// ctx is cancelled by Close: it stops the twin, method and inbox
+	// goroutines and is the handlers' context.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	twin    *twinSync
+	methods *methods
+	inbox   *inbox
 
 	closed    chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -49,6 +58,15 @@ func Start(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.Window = 32
 	}
 	cfg.Window = min(cfg.Window, 65535)
+	if cfg.MaxConcurrentMethods <= 0 {
+		cfg.MaxConcurrentMethods = defaultMaxMethods
+	}
+	if cfg.MaxC2DDeliveries <= 0 {
+		cfg.MaxC2DDeliveries = defaultMaxC2DDeliveries
+	}
+	if cfg.c2dRetry <= 0 {
+		cfg.c2dRetry = time.Second
+	}
 	c := &Client{cfg: cfg, closed: make(chan struct{}), waiters: make(map[uint64]chan struct{}),
 		ackedCh: make(chan struct{})}
 	tc, cs, err := cfg.transportConfig(c.onStatus)
@@ -56,20 +74,81 @@ func Start(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, err
 	}
 	c.cs = cs
+	tc.Subscriptions = c.subscriptions()
+	tc.OnMessage = c.onMessage
 	q, err := queue.Open(cfg.StorePath, cfg.queueOptions())
-	switch {
-	case errors.Is(err, queue.ErrCorrupt):
-		return nil, fmt.Errorf("device: open store: %w (%w)", ErrStoreCorrupt, err)
-	case errors.Is(err, queue.ErrLocked):
-		return nil, fmt.Errorf("device: open store: %w (%w)", ErrStoreLocked, err)
-	case err != nil:
-		return nil, fmt.Errorf("device: open store: %w", err)
+	if err != nil {
+		return nil, storeError("open store", err)
 	}
 	c.q = q
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if c.twin, err = newTwinSync(c); err == nil {
+		c.inbox, err = newInbox(c)
+	}
+	if err != nil {
+		c.cancel()
+		q.Close()
+		return nil, storeError("load store", err)
+	}
+	c.methods = newMethods(c)
 	c.snd = newSender(c)
 	c.tr = transport.Start(ctx, tc)
 	go c.snd.run()
+	c.twin.start()
+	if cfg.OnC2D != nil {
+		go c.inbox.run()
+	} else {
+		close(c.inbox.done)
+	}
 	return c, nil
+}
+
+// storeError maps the store's errors onto the package's.
+func storeError(op string, err error) error {
+	switch {
+	case errors.Is(err, queue.ErrCorrupt):
+		return fmt.Errorf("device: %s: %w (%w)", op, ErrStoreCorrupt, err)
+	case errors.Is(err, queue.ErrLocked):
+		return fmt.Errorf("device: %s: %w (%w)", op, ErrStoreLocked, err)
+	default:
+		return fmt.Errorf("device: %s: %w", op, err)
+	}
+}
+
+// subscriptions are the topics subscribed on every connection: twin
+// responses and desired-property notifications, direct methods, and
+// cloud-to-device messages when there is a handler for them.
+func (c *Client) subscriptions() []string {
+	subs := []string{"$iothub/twin/res/#", "$iothub/twin/PATCH/properties/desired/#", "$iothub/methods/POST/#"}
+	if c.cfg.OnC2D != nil && c.cs.ModuleID == "" {
+		subs = append(subs, "devices/"+c.cs.DeviceID+"/messages/devicebound/#")
+	}
+	return subs
+}
+
+// onMessage routes what the hub publishes. It runs on the transport's read
+// goroutine, so it only hands work over, except for cloud-to-device
+// messages: those are stored (fsynced) before it returns and the transport
+// acknowledges them.
+func (c *Client) onMessage(topic string, props protocol.Properties, payload []byte) error {
+	t, err := protocol.ParseTopic(topic)
+	if err != nil {
+		c.cfg.Logger.Warn("device: message on a malformed topic ignored", "topic", topic, "err", err)
+		return nil
+	}
+	switch t.Kind {
+	case protocol.TopicTwinResponse, protocol.TopicTwinDesiredPatch:
+		c.twin.message(t, payload)
+	case protocol.TopicMethodRequest:
+		c.methods.request(t, payload)
+	case protocol.TopicC2D:
+		if c.cfg.OnC2D != nil {
+			return c.inbox.receive(props, payload)
+		}
+	default:
+		c.cfg.Logger.Debug("device: message on an unexpected topic ignored", "topic", topic)
+	}
+	return nil
 }
 
 // onStatus forwards transport statuses to Config.OnStatus and wakes the
@@ -121,11 +200,20 @@ func (c *Client) Flush(ctx context.Context) error {
 
 // Close stops sending, closes the connection and the store. Messages not
 // yet acknowledged stay in the store and are sent by the next Start with
-// the same StorePath. Close is idempotent; later calls return the first
-// call's result.
+// the same StorePath, as do reported properties not yet acknowledged and
+// cloud-to-device messages not yet completed, which are handed to the
+// handler again. Close cancels the handlers' context and waits for running
+// method, cloud-to-device and desired-property handlers to return. Close
+// is idempotent; later calls return the first call's result.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
+		c.cancel()
+		// Handlers may still answer while the connection is up.
+		c.methods.stop()
+		<-c.inbox.done
+		<-c.twin.done
+		<-c.twin.ndone
 		c.snd.stop()
 		_ = c.tr.Close()
 		c.snd.commitAcks() // PUBACKs that came before the transport closed

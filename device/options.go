@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/ferry-iot/ferry/device/internal/queue"
 	"github.com/ferry-iot/ferry/device/internal/transport"
@@ -58,9 +59,34 @@ type Config struct {
 	// Logger receives the SDK's diagnostics; nil discards them.
 	Logger *slog.Logger
 
+	// OnDesired hears the device twin's desired properties: the whole
+	// document with its version, once at Start when the store holds it
+	// from an earlier run (so an offline start has the last known
+	// settings), then after every change, in version order. It runs on a
+	// goroutine of its own and always gets the newest document, so a slow
+	// callback skips versions but never holds up the SDK. It must not call
+	// Close. See Client.DesiredIfNewer for polling instead.
+	OnDesired func(TwinProperties)
+	// Methods are the direct method handlers by name, in place before the
+	// first connection; the one under "" answers every other method. See
+	// Client.HandleMethod.
+	Methods map[string]MethodHandler
+	// MaxConcurrentMethods bounds the method handlers running at once
+	// (default 16); further calls wait for a free slot.
+	MaxConcurrentMethods int
+	// OnC2D handles cloud-to-device messages. Without it the device does
+	// not subscribe to them: the hub keeps them queued (up to its limit
+	// and their expiry) and messages already in the device's inbox wait.
+	OnC2D C2DHandler
+	// MaxC2DDeliveries is how often a message is handed to OnC2D before an
+	// Abandon counts as Reject (default 10).
+	MaxC2DDeliveries int
+
 	// Test hooks, set through export_test.go.
-	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
-	backoff transport.Backoff
+	dial     func(ctx context.Context, network, addr string) (net.Conn, error)
+	backoff  transport.Backoff
+	c2dRetry time.Duration // first delay before an abandoned message is handed over again
+	noResync bool          // no twin GET on a new connection: only a version gap triggers one
 }
 
 // FullPolicy says what Enqueue does when the store holds MaxPending messages.
