@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"sync"
 	"time"
@@ -17,8 +18,42 @@ import (
 // and Create through this Service invalidate the entry before they return.
 // The returned slices are the caller's own.
 func (s *Service) Keys(ctx context.Context, id string) (primary, secondary []byte, status Status, err error) {
+	e, err := s.keyEntry(ctx, id)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return bytes.Clone(e.primary), bytes.Clone(e.secondary), e.status, nil
+}
+
+// DeviceAuth is how a device authenticates, for the MQTT connect path.
+type DeviceAuth struct {
+	Type   AuthType
+	Status Status
+	// Thumbprints are the decoded registered thumbprints (SHA-1 or SHA-256)
+	// of a selfSigned device, primary first.
+	Thumbprints [][]byte
+}
+
+// DeviceAuth returns a device's authentication type, status and decoded
+// thumbprints. It shares Keys' cache, and so its invalidation: Create,
+// Update and Delete through this Service drop the entry before they return.
+// An unknown device is fault.NotFound.
+func (s *Service) DeviceAuth(ctx context.Context, id string) (DeviceAuth, error) {
+	e, err := s.keyEntry(ctx, id)
+	if err != nil {
+		return DeviceAuth{}, err
+	}
+	a := DeviceAuth{Type: e.auth, Status: e.status}
+	for _, tp := range e.thumbprints {
+		a.Thumbprints = append(a.Thumbprints, bytes.Clone(tp))
+	}
+	return a, nil
+}
+
+// keyEntry returns the cached entry of id, reading the store on a miss.
+func (s *Service) keyEntry(ctx context.Context, id string) (keyEntry, error) {
 	if id == "" || len(id) > MaxDeviceIDLen {
-		return nil, nil, "", DeviceNotFoundError(id) // cannot exist; spare the store
+		return keyEntry{}, DeviceNotFoundError(id) // cannot exist; spare the store
 	}
 	now := s.now()
 	e, ok := s.keys.get(id, now)
@@ -26,20 +61,33 @@ func (s *Service) Keys(ctx context.Context, id string) (primary, secondary []byt
 		gen := s.keys.generation()
 		d, err := s.store.GetDevice(ctx, id)
 		if err != nil {
-			return nil, nil, "", fmt.Errorf("registry: keys of %s: %w", id, err)
+			return keyEntry{}, fmt.Errorf("registry: keys of %s: %w", id, err)
 		}
 		if e, err = decodeKeys(d); err != nil {
-			return nil, nil, "", err
+			return keyEntry{}, err
 		}
 		e.expires = now.Add(s.ttl)
 		s.keys.put(id, e, gen)
 	}
-	return bytes.Clone(e.primary), bytes.Clone(e.secondary), e.status, nil
+	return e, nil
 }
 
 // decodeKeys extracts the cache entry of d.
 func decodeKeys(d *Device) (keyEntry, error) {
-	e := keyEntry{status: d.Status}
+	e := keyEntry{status: d.Status, auth: d.Authentication.Type}
+	if d.Authentication.Type == AuthSelfSigned {
+		tp := d.Authentication.X509Thumbprint
+		for _, h := range []*string{tp.PrimaryThumbprint, tp.SecondaryThumbprint} {
+			if h == nil || *h == "" {
+				continue
+			}
+			b, err := hex.DecodeString(*h)
+			if err != nil {
+				return e, fmt.Errorf("registry: stored thumbprint of %s is not hex: %w", d.DeviceID, err)
+			}
+			e.thumbprints = append(e.thumbprints, b)
+		}
+	}
 	sk := d.Authentication.SymmetricKey
 	if d.Authentication.Type != AuthSAS || sk == nil {
 		return e, nil
@@ -58,6 +106,8 @@ func decodeKeys(d *Device) (keyEntry, error) {
 type keyEntry struct {
 	primary, secondary []byte
 	status             Status
+	auth               AuthType
+	thumbprints        [][]byte // selfSigned devices only
 	expires            time.Time
 }
 

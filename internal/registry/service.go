@@ -80,6 +80,7 @@ type Service struct {
 	moduleKeys *moduleKeyCache
 	subs       subscribers
 	policies   policyCache
+	cas        caCache
 }
 
 // NewService returns a Service over st.
