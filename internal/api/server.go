@@ -116,6 +116,7 @@ func NewHandler(cfg Config) *Handler {
 	h.route("/api/v1/consumergroups/{cg}/streams/{stream}/messages", "GET", registry.ServiceConnect, h.readConsumerGroup)
 	h.route("/api/v1/consumergroups/{cg}/streams/{stream}/position", "GET", registry.ServiceConnect, h.getPosition)
 	h.route("/api/v1/consumergroups/{cg}/streams/{stream}/position", "PUT", registry.ServiceConnect, h.putPosition)
+	h.routeCertificates()
 	h.routeProvisioning()
 	h.mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	h.mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)

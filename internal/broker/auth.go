@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"strings"
 	"time"
@@ -30,7 +31,14 @@ const (
 
 // authenticateOffStack runs authenticate on a worker goroutine.
 func (b *Broker) authenticateOffStack(clientID string, pk *packets.Packet) (c *conn, code packets.Code, reason string) {
-	if !b.offStack(func() { c, code, reason = b.authenticate(clientID, pk) }) {
+	return b.authenticateCertOffStack(clientID, pk, nil)
+}
+
+// authenticateCertOffStack runs authenticate on a worker goroutine, with
+// the client certificate chain of the connection (nil without TLS or
+// without a certificate).
+func (b *Broker) authenticateCertOffStack(clientID string, pk *packets.Packet, certs []*x509.Certificate) (c *conn, code packets.Code, reason string) {
+	if !b.offStack(func() { c, code, reason = b.authenticate(clientID, pk, certs) }) {
 		return nil, packets.ErrServerUnavailable, reasonInternal
 	}
 	return c, code, reason
@@ -75,13 +83,18 @@ func (b *Broker) worker() {
 // authenticate checks a CONNECT as Azure IoT Hub does: client id = device id
 // (or deviceId/moduleId), username "{host}/{clientId}/?api-version=...",
 // password a SAS token signed with the device key or with a policy key (skn).
+// A CONNECT without a password authenticates with the client certificate
+// chain certs instead (see authenticateX509).
 // It returns the new connection, or nil with the CONNACK code and a reason.
-func (b *Broker) authenticate(clientID string, pk *packets.Packet) (*conn, packets.Code, string) {
+func (b *Broker) authenticate(clientID string, pk *packets.Packet, certs []*x509.Certificate) (*conn, packets.Code, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	now := b.cfg.Now()
 
 	if len(pk.Connect.Password) == 0 {
+		if len(certs) > 0 {
+			return b.authenticateX509(ctx, clientID, pk, certs, now)
+		}
 		return nil, packets.ErrBadUsernameOrPassword, reasonNoCredential
 	}
 	user, err := protocol.ParseUsername(string(pk.Connect.Username))
@@ -148,6 +161,14 @@ func (b *Broker) authenticate(clientID string, pk *packets.Packet) (*conn, packe
 	case err != nil:
 		b.log.Error("device key lookup failed", "device", devID, "error", err)
 		return nil, packets.ErrServerUnavailable, reasonInternal
+	}
+	if tok.KeyName == "" && modID == "" && primary == nil && secondary == nil {
+		// Only devices that do not use SAS have no keys: a certificate
+		// device authenticates by its certificate, whatever the password.
+		if len(certs) > 0 {
+			return b.authenticateX509(ctx, clientID, pk, certs, now)
+		}
+		return nil, packets.ErrBadUsernameOrPassword, reasonCertMissing
 	}
 	keys := [][]byte{primary, secondary}
 	c.auth = "sas"

@@ -139,7 +139,7 @@ func decodeConnect(pk *packets.Packet, body []byte) (err error) {
 // the connection (taking over an older one with the same client id).
 func (b *Broker) acceptDevice(nc net.Conn, pk *packets.Packet) *conn {
 	clientID := pk.Connect.ClientIdentifier
-	c, code, reason := b.authenticateOffStack(clientID, pk)
+	c, code, reason := b.authenticateCertOffStack(clientID, pk, peerCertificates(nc))
 	if c == nil {
 		b.cfg.Metrics.authFailure(reason)
 		b.log.Info("mqtt connection refused", "client", clientID, "remote", nc.RemoteAddr().String(), "reason", reason)

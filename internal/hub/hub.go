@@ -163,6 +163,10 @@ func (h *Hub) startStreams(ctx context.Context) error {
 
 func (h *Hub) startBroker() error {
 	tlsCfg := h.tlsConfig()
+	// X.509 devices: ask for a client certificate without verifying it in
+	// the handshake; the broker checks it at CONNECT against the registry
+	// and says why it refuses. (Not on the HTTPS port: browsers would prompt.)
+	tlsCfg.ClientAuth = tls.RequestClientCert
 	addr := func(s string) string {
 		if s == "-" {
 			return ""
