@@ -33,6 +33,7 @@ const (
 type Registry interface {
 	Get(ctx context.Context, id string) (*registry.Device, error)
 	Create(ctx context.Context, d registry.Device) (*registry.Device, error)
+	Update(ctx context.Context, d registry.Device, ifMatch string) (*registry.Device, error)
 }
 
 // Twins sets the twin of a device an operator approved.
@@ -53,6 +54,9 @@ type Options struct {
 	OperationTTL    time.Duration // how long an operation waits for a decision (default 15 minutes)
 	RegistrationTTL time.Duration // life of a registration token (default 7 days)
 	PollInterval    time.Duration // the retry-after devices are told while pending (default 5 s)
+	// IDScope is the DPS ID scope devices present (default: derived from
+	// the stored signing key, see Service.IDScope).
+	IDScope string
 
 	Now    func() time.Time // default time.Now
 	Rand   io.Reader        // default crypto/rand.Reader
@@ -93,6 +97,8 @@ type Service struct {
 	// approving one operation at once cannot both create a device; the
 	// store's check covers other hub nodes.
 	approveMu sync.Mutex
+
+	groups groupCache // enrollment groups for DPS authentication
 }
 
 // New returns a Service over st. It reads (or creates) the registration

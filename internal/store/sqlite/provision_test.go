@@ -14,3 +14,11 @@ func TestProvision(t *testing.T) {
 		})
 	}
 }
+
+func TestEnrollments(t *testing.T) {
+	for _, o := range openers {
+		t.Run(o.name, func(t *testing.T) {
+			storetest.RunEnrollments(t, func(t *testing.T) provision.EnrollmentStore { return mustOpen(t, o.path(t)) })
+		})
+	}
+}
