@@ -181,12 +181,11 @@ func (c *Client) Flush(ctx context.Context) error {
 			return ErrClosed
 		case err != nil:
 			return fmt.Errorf("device: flush: %w", err)
-		case len(recs) == 0:
+		case len(recs) == 0,
+			mark != 0 && recs[0].Seq > mark,
+			mark == 0 && first != 0 && recs[0].Seq >= first: // only messages enqueued after the call are left
+			c.q.Settle() // so that Pending agrees at once
 			return nil
-		case mark != 0 && recs[0].Seq > mark:
-			return nil
-		case mark == 0 && first != 0 && recs[0].Seq >= first:
-			return nil // only messages enqueued after the call are left
 		}
 		select {
 		case <-acked:

@@ -128,6 +128,8 @@ type Queue struct {
 	dropped  uint64        // records deleted by DropOldest; guarded by mu
 	changed  chan struct{} // closed and replaced when count or bytes change; guarded by mu
 	closed   bool          // guarded by mu
+	started  uint64        // commits begun (Peek may see them before the counters do); guarded by mu
+	settled  uint64        // the last commit whose outcome is in the counters; guarded by mu
 }
 
 // Open opens or creates the queue store at path. It fails with a clear
@@ -252,6 +254,26 @@ func (q *Queue) Pending() (count int, bytes int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.count, q.bytes
+}
+
+// Settle waits until a commit in progress has updated the counters, so
+// that Pending agrees with what Peek has already shown: a reader that saw
+// its records gone from Peek calls it before reporting Pending. It waits
+// for at most the commit in progress.
+func (q *Queue) Settle() {
+	q.mu.Lock()
+	target := q.started
+	for q.settled < target && !q.closed {
+		changed := q.changed
+		q.mu.Unlock()
+		select {
+		case <-changed:
+		case <-q.stopped:
+			return
+		}
+		q.mu.Lock()
+	}
+	q.mu.Unlock()
 }
 
 // Dropped returns how many records DropOldest has deleted since Open.

@@ -28,6 +28,10 @@ func (q *Queue) commit(batch []*request) {
 			last = q.next - 1
 		}
 	}
+	q.mu.Lock()
+	q.started++ // Settle waits until the counters include this commit
+	gen := q.started
+	q.mu.Unlock()
 	var d delta
 	err := q.db.Update(func(tx *bbolt.Tx) error {
 		var err error
@@ -54,6 +58,7 @@ func (q *Queue) commit(batch []*request) {
 		q.bytes += d.bytes
 		q.dropped += d.dropped
 	}
+	q.settled = gen
 	q.broadcast()
 	q.mu.Unlock()
 
