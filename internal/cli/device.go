@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/hex"
 	"flag"
 	"fmt"
 
@@ -35,23 +36,37 @@ func deviceCreate() *command {
 		help: `The hub generates the device's symmetric keys unless both are given. Creating
 an id that exists fails with exit code 5.
 
+--auth chooses how the device authenticates: sas (symmetric keys, the
+default), x509-thumbprint (a client certificate, often self-signed, whose
+SHA-1 or SHA-256 thumbprint is given with --thumbprint and optionally
+--secondary-thumbprint), or x509-ca (a client certificate whose subject CN
+is the device id, signed by a CA verified with 'ferry ca'). Certificate
+devices connect over MQTT/TLS without a password.
+
 Example:
   ferry device create thermostat-1
   ferry device create gateway --primary-key "$(head -c32 /dev/urandom | base64)" \
-      --secondary-key "$(head -c32 /dev/urandom | base64)"`,
+      --secondary-key "$(head -c32 /dev/urandom | base64)"
+  ferry device create cam-1 --auth x509-thumbprint \
+      --thumbprint "$(openssl x509 -in cam-1.pem -noout -fingerprint -sha256 | cut -d= -f2 | tr -d :)"
+  ferry device create pump-7 --auth x509-ca`,
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			var hf hubFlags
 			hf.register(fs)
 			primary := fs.String("primary-key", "", "base64 primary symmetric `KEY` (default: generated)")
 			secondary := fs.String("secondary-key", "", "base64 secondary symmetric `KEY` (default: generated)")
 			status := fs.String("status", "enabled", "`STATUS`: enabled or disabled")
+			auth := fs.String("auth", "sas", "how the device authenticates, `TYPE`: sas, x509-thumbprint or x509-ca")
+			thumb := fs.String("thumbprint", "", "primary certificate thumbprint, SHA-1 or SHA-256 `HEX` (x509-thumbprint)")
+			thumb2 := fs.String("secondary-thumbprint", "", "secondary certificate thumbprint `HEX` (x509-thumbprint)")
 			asJSON := fs.Bool("json", false, "print the device as JSON")
 			return func(ctx context.Context, e *env, args []string) error {
 				st, err := parseStatus(*status)
 				if err != nil {
 					return err
 				}
-				if err := checkKeys(*primary, *secondary); err != nil {
+				a, err := authFlags(*auth, *primary, *secondary, *thumb, *thumb2)
+				if err != nil {
 					return err
 				}
 				c, err := e.client(&hf)
@@ -59,12 +74,9 @@ Example:
 					return err
 				}
 				d, err := c.CreateDevice(ctx, registry.Device{
-					DeviceID: args[0],
-					Status:   st,
-					Authentication: registry.Authentication{
-						Type:         registry.AuthSAS,
-						SymmetricKey: &registry.SymmetricKey{PrimaryKey: *primary, SecondaryKey: *secondary},
-					},
+					DeviceID:       args[0],
+					Status:         st,
+					Authentication: a,
 				})
 				if err != nil {
 					return err
@@ -192,6 +204,55 @@ func parseStatus(s string) (registry.Status, error) {
 		return st, nil
 	}
 	return "", usagef("--status must be enabled or disabled, not %q", s)
+}
+
+// authFlags turns --auth and its credential flags into the device's
+// authentication, refusing flags that do not belong to the chosen type.
+func authFlags(auth, primary, secondary, thumb, thumb2 string) (registry.Authentication, error) {
+	var a registry.Authentication
+	x509 := auth == "x509-thumbprint" || auth == "x509-ca"
+	if x509 && (primary != "" || secondary != "") {
+		return a, usagef("--primary-key and --secondary-key are for --auth sas, not %s", auth)
+	}
+	if auth != "x509-thumbprint" && (thumb != "" || thumb2 != "") {
+		return a, usagef("--thumbprint and --secondary-thumbprint need --auth x509-thumbprint")
+	}
+	switch auth {
+	case "sas":
+		if err := checkKeys(primary, secondary); err != nil {
+			return a, err
+		}
+		a.Type = registry.AuthSAS
+		a.SymmetricKey = &registry.SymmetricKey{PrimaryKey: primary, SecondaryKey: secondary}
+	case "x509-thumbprint":
+		if thumb == "" {
+			return a, usagef("--auth x509-thumbprint needs --thumbprint HEX")
+		}
+		for _, t := range [...]struct{ flag, val string }{{"thumbprint", thumb}, {"secondary-thumbprint", thumb2}} {
+			if t.val != "" && !isThumbprint(t.val) {
+				return a, usagef("--%s must be 40 (SHA-1) or 64 (SHA-256) hex digits", t.flag)
+			}
+		}
+		a.Type = registry.AuthSelfSigned
+		a.X509Thumbprint.PrimaryThumbprint = &thumb
+		if thumb2 != "" {
+			a.X509Thumbprint.SecondaryThumbprint = &thumb2
+		}
+	case "x509-ca":
+		a.Type = registry.AuthCA
+	default:
+		return a, usagef("--auth must be sas, x509-thumbprint or x509-ca, not %q", auth)
+	}
+	return a, nil
+}
+
+// isThumbprint reports a hex SHA-1 or SHA-256 thumbprint.
+func isThumbprint(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
 }
 
 // checkKeys checks --primary-key and --secondary-key locally, so a typo is a
