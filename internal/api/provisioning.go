@@ -49,6 +49,8 @@ func (h *Handler) routeProvisioning() {
 	h.route(p+"/operations/{op}/approve", "POST", w, h.provisioned(h.approveProvisioningOperation))
 	h.route(p+"/operations/{op}/reject", "POST", w, h.provisioned(h.rejectProvisioningOperation))
 
+	h.routeEnrollments()
+
 	h.public(p+"/device/init", "POST", h.provisioned(h.initProvisioning))
 	h.public(p+"/device/poll", "POST", h.provisioned(h.pollProvisioning))
 	h.public(p+"/device/register", "POST", h.provisioned(h.registerProvisioned))

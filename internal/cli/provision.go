@@ -19,13 +19,15 @@ func provisionNoun() *noun {
 	return &noun{
 		name:    "provision",
 		summary: "let devices join with a provisioning token and an operator's approval",
-		verbs:   []*command{provisionList(), provisionShow(), provisionApprove(), provisionReject()},
-		subs:    []*noun{provisionTokenNoun()},
+		verbs:   []*command{provisionList(), provisionShow(), provisionApprove(), provisionReject(), provisionDeriveKey()},
+		subs:    []*noun{provisionTokenNoun(), enrollmentGroupNoun(), enrollmentNoun()},
 		examples: `  ferry provision token create --name line-3 --expires 30d --max-uses 50
   ferry provision list --pending
   ferry provision approve 3f9c0a6e1b2d4c5e6f708192 --device-id pump-7 \
       --tags '{"site":"plant-2"}' --desired '{"interval":30}'
   ferry provision reject 3f9c0a6e1b2d4c5e6f708192 --reason "unknown serial"
+  ferry provision enrollment-group create line-3        # DPS: symmetric-key group
+  ferry provision derive-key line-3 sensor-17
 
 How it works: an operator creates a provisioning token and gives it to
 devices (ferry provision token create). A device starts with it and opens a

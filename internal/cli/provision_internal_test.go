@@ -7,7 +7,7 @@ import (
 )
 
 func TestProvisionVerbsHaveHelp(t *testing.T) {
-	for _, n := range []*noun{provisionNoun(), provisionTokenNoun()} {
+	for _, n := range []*noun{provisionNoun(), provisionTokenNoun(), enrollmentGroupNoun(), enrollmentNoun()} {
 		for _, c := range n.verbs {
 			fs := newFlagSet(c)
 			c.setup(fs)

@@ -34,6 +34,11 @@ func TestProvisioningAccess(t *testing.T) {
 		{"POST", "/api/v1/provisioning/operations/x/approve", reader, "", 403},
 		{"POST", "/api/v1/provisioning/tokens", writer, `{"name":"w"}`, 201},
 		{"GET", "/api/v1/provisioning/operations?state=pending", writer, "", 200},
+		{"GET", "/api/v1/provisioning/enrollmentGroups", reader, "", 403},
+		{"PUT", "/api/v1/provisioning/enrollmentGroups/g1", writer, `{}`, 200},
+		{"PUT", "/api/v1/provisioning/enrollmentGroups/g1", writer, `{}`, 409},
+		{"PUT", "/api/v1/provisioning/enrollments/r1", writer, `{"registrationId":"other"}`, 400},
+		{"GET", "/api/v1/provisioning/dps", writer, "", 200},
 		{"GET", "/api/v1/provisioning/operations?state=sleeping", writer, "", 400},
 		{"POST", "/api/v1/provisioning/tokens", writer, `{"name":`, 400},
 		// The device side ignores access policies: the token in the body decides.
@@ -55,7 +60,8 @@ func TestProvisioningAccess(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"/tokens", "/tokens/{name}", "/tokens/{name}/revoke", "/operations", "/operations/{op}",
-		"/operations/{op}/approve", "/operations/{op}/reject", "/device/init", "/device/poll", "/device/register", "/device/refresh"} {
+		"/operations/{op}/approve", "/operations/{op}/reject", "/device/init", "/device/poll", "/device/register", "/device/refresh",
+		"/dps", "/enrollmentGroups", "/enrollmentGroups/{id}", "/enrollments", "/enrollments/{id}"} {
 		if doc.Paths["/api/v1/provisioning"+p] == nil {
 			t.Errorf("openapi.json lacks /api/v1/provisioning%s", p)
 		}
