@@ -234,7 +234,9 @@ func TestC2DDispositions(t *testing.T) {
 	e.link.up.Store(true)
 	hubtest.Eventually(t, 15*time.Second, func() error {
 		got := log.ids()
-		count := func(s string) int { return len(slices.DeleteFunc(slices.Clone(got), func(x string) bool { return x != s })) }
+		count := func(s string) int {
+			return len(slices.DeleteFunc(slices.Clone(got), func(x string) bool { return x != s }))
+		}
 		for _, want := range []string{"abandon/1", "abandon/2", "abandon/3", "reject/1", "flaky/1", "flaky/2", "panic/1", "panic/2", "last/1"} {
 			if count(want) != 1 {
 				return fmt.Errorf("handled %v; want %s once", got, want)
