@@ -51,6 +51,41 @@
 // gzips bodies before they are stored, only when that makes them smaller,
 // and sets the content encoding to "gzip".
 //
+// # Device twin
+//
+// [Config.OnDesired] hears the desired properties: once at Start when the
+// store holds them from an earlier run, then after every change. The SDK
+// applies notifications in version order, ignores old ones, and GETs the
+// whole twin when a version is skipped and on every new connection (token
+// renewals included), since notifications sent while offline are lost.
+// The newest desired document is stored before the callback hears it;
+// [Client.DesiredIfNewer] polls it and [Client.Twin] fetches the twin.
+// [Client.UpdateReported] stores a reported-properties merge patch
+// (fsynced) and returns; the patches are sent in order whenever the hub is
+// reachable and deleted when the hub answers 204. Updates made while
+// earlier ones wait are merged into one patch; [Client.PendingReported]
+// counts the patches waiting.
+//
+// # Direct methods
+//
+// [Config.Methods] and [Client.HandleMethod] register handlers by name
+// ("" for all others). Each call runs on its own goroutine, at most
+// [Config.MaxConcurrentMethods] (16) at once. A method without a handler
+// is answered 404 and a panicking handler 500, both with a JSON error body.
+// Payloads are bytes; a non-JSON payload carries its content type.
+//
+// # Cloud-to-device messages
+//
+// With [Config.OnC2D] set, each message is stored (fsynced) in the
+// device's inbox before the hub's PUBACK is sent, and messages whose id
+// was seen before are dropped. The handler gets them one at a time, in
+// order, and returns a [Disposition]: Complete and Reject remove the
+// message, Abandon hands it over again later, up to
+// [Config.MaxC2DDeliveries]. The hub counts the PUBACK as completion, as
+// Azure IoT Hub does over MQTT, so Reject and Abandon are carried out by
+// the SDK on the device. Messages still in the inbox at Close are handed
+// over after the next Start.
+//
 // # Connection
 //
 // The connection authenticates with SAS tokens derived from the connection
