@@ -28,6 +28,12 @@ type Config struct {
 	// TLS configures TLS (nil: the system roots). Its ServerName defaults to
 	// Host's name.
 	TLS *tls.Config
+	// Refused, when set, is called after the hub refused the credentials
+	// (CONNACK 4 or 5: bad or unknown key, or not authorized). It may block
+	// (re-provisioning can wait for an operator) until ctx ends at Close. A
+	// key it returns replaces Key for the next attempts; an error or nil key
+	// keeps Key and the backoff.
+	Refused func(ctx context.Context, err error) (key []byte, e error)
 	// InsecureTCP speaks plain MQTT, for tests and local brokers only.
 	InsecureTCP bool
 	// WebSocket carries MQTT over a WebSocket at /$iothub/websocket (default

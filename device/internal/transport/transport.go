@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -72,6 +73,9 @@ loop:
 			cfg.Logger.Warn("transport: connect failed", "attempt", attempt, "err", err)
 			t.status.push(Disconnected, err)
 			renewal = false
+			if t.credentialsRefused(err) {
+				attempt = 0 // new credentials: retry soon, from the start of the backoff
+			}
 			if !t.sleep(cfg.Backoff.Delay(attempt)) {
 				break loop
 			}
@@ -129,6 +133,26 @@ loop:
 	}
 	t.markClosed()
 	t.status.push(Closed, nil)
+}
+
+// credentialsRefused asks Config.Refused for a new key after the hub
+// refused the credentials (CONNACK 4 or 5), and reports whether it got one.
+// It runs on the run goroutine, the only reader of cfg.Key.
+func (t *Transport) credentialsRefused(err error) bool {
+	var ref *RefusedError
+	if t.cfg.Refused == nil || !errors.As(err, &ref) || (ref.Code != 4 && ref.Code != 5) {
+		return false
+	}
+	key, rerr := t.cfg.Refused(t.ctx, err)
+	if rerr != nil || len(key) == 0 {
+		if rerr != nil && t.ctx.Err() == nil {
+			t.cfg.Logger.Warn("transport: no new credentials after a refusal", "err", rerr)
+			t.status.push(Disconnected, rerr)
+		}
+		return false
+	}
+	t.cfg.Key = key
+	return true
 }
 
 // sleep waits d, or returns false when the transport is closed first.
