@@ -48,33 +48,12 @@ func (t *Transport) dial(ctx context.Context) (*conn, time.Time, error) {
 	cfg := &t.cfg
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	nc, err := cfg.Dial(ctx, "tcp", cfg.addr())
+	nc, err := cfg.open(ctx)
 	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("transport: dial %s: %w", cfg.addr(), err)
+		return nil, time.Time{}, err
 	}
-	// One deadline covers TLS, CONNACK and SUBACK; a silent hub must not
-	// hold the run loop past connectTimeout.
-	deadline, _ := ctx.Deadline()
-	_ = nc.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = nc.Close() }) // Close during a dial
+	stop := context.AfterFunc(ctx, func() { _ = nc.Close() }) // Close during the handshake
 	defer stop()
-	if !cfg.InsecureTCP {
-		tc := tlsConfig(cfg)
-		tconn := tls.Client(nc, tc)
-		if err := tconn.HandshakeContext(ctx); err != nil {
-			_ = nc.Close()
-			return nil, time.Time{}, fmt.Errorf("transport: tls: %w", err)
-		}
-		nc = tconn
-	}
-	if cfg.WebSocket {
-		ws, err := upgrade(ctx, nc, cfg.Host)
-		if err != nil {
-			_ = nc.Close()
-			return nil, time.Time{}, err
-		}
-		nc = ws
-	}
 	c := &conn{
 		t: t, nc: nc, r: bufio.NewReader(nc),
 		slot:     make(chan struct{}, cfg.Window),
@@ -111,6 +90,39 @@ func (t *Transport) dial(ctx context.Context) (*conn, time.Time, error) {
 		return nil, time.Time{}, err
 	}
 	return c, exp, nil
+}
+
+// open dials the hub and layers TLS and the WebSocket as configured. One
+// deadline, ctx's, covers the TLS and WebSocket handshakes and stays set on
+// the connection for the MQTT handshake; the caller clears it.
+func (cfg *Config) open(ctx context.Context) (net.Conn, error) {
+	nc, err := cfg.Dial(ctx, "tcp", cfg.addr())
+	if err != nil {
+		return nil, fmt.Errorf("transport: dial %s: %w", cfg.addr(), err)
+	}
+	// A silent hub must not hold the caller past ctx's deadline.
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(deadline)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = nc.Close() }) // Close during a dial
+	defer stop()
+	if !cfg.InsecureTCP {
+		tconn := tls.Client(nc, tlsConfig(cfg))
+		if err := tconn.HandshakeContext(ctx); err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("transport: tls: %w", err)
+		}
+		nc = tconn
+	}
+	if cfg.WebSocket {
+		ws, err := upgrade(ctx, nc, cfg.Host)
+		if err != nil {
+			_ = nc.Close()
+			return nil, err
+		}
+		nc = ws
+	}
+	return nc, nil
 }
 
 func tlsConfig(cfg *Config) *tls.Config {
@@ -196,6 +208,19 @@ func (c *conn) subscribe(ctx context.Context) error {
 func (c *conn) write(pk packets.Packet) error { return c.writeWithin(pk, c.t.cfg.KeepAlive) }
 
 func (c *conn) writeWithin(pk packets.Packet, d time.Duration) error {
+	b, err := encode(pk)
+	if err != nil {
+		return err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(d))
+	_, err = c.nc.Write(b)
+	return err
+}
+
+// encode encodes one MQTT 3.1.1 packet of the kinds a device sends.
+func encode(pk packets.Packet) ([]byte, error) {
 	pk.ProtocolVersion = 4
 	var buf bytes.Buffer
 	var err error
@@ -216,13 +241,9 @@ func (c *conn) writeWithin(pk packets.Packet, d time.Duration) error {
 		err = fmt.Errorf("cannot encode packet type %d", pk.FixedHeader.Type)
 	}
 	if err != nil {
-		return fmt.Errorf("transport: encode: %w", err)
+		return nil, fmt.Errorf("transport: encode: %w", err)
 	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_ = c.nc.SetWriteDeadline(time.Now().Add(d))
-	_, err = c.nc.Write(buf.Bytes())
-	return err
+	return buf.Bytes(), nil
 }
 
 // readPacket reads one MQTT 3.1.1 packet.
