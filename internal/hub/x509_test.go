@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"strings"
 	"testing"
@@ -296,5 +297,37 @@ func TestCARegistry(t *testing.T) {
 	}
 	if err := h.Client.DeleteCA(ctx, "pop"); !fault.Is(err, fault.NotFound) {
 		t.Fatalf("second delete: %v", err)
+	}
+}
+
+// TestClientCertificateRequests checks that the MQTT/TLS port asks for a
+// client certificate and the HTTPS port does not (browsers would prompt).
+func TestClientCertificateRequests(t *testing.T) {
+	t.Parallel()
+	h := hubtest.Start(t)
+	asked := func(addr string) bool {
+		t.Helper()
+		var requested bool
+		cfg := h.TLSConfig()
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			requested = true
+			return &tls.Certificate{}, nil
+		}
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", addr, err)
+		}
+		defer c.Close()
+		// With TLS 1.3 the request comes with the server's flight; a read
+		// makes sure it was processed.
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		_, _ = c.Read(make([]byte, 1))
+		return requested
+	}
+	if !asked(h.MQTTAddr("tls").String()) {
+		t.Error("the MQTT/TLS port does not ask for a client certificate")
+	}
+	if asked(h.HTTPAddr().String()) {
+		t.Error("the HTTPS port asks for a client certificate")
 	}
 }
