@@ -72,7 +72,8 @@ type Config struct {
 	// Client.HandleMethod.
 	Methods map[string]MethodHandler
 	// MaxConcurrentMethods bounds the method handlers running at once
-	// (default 16); further calls wait for a free slot.
+	// (default 16); further calls wait for a free slot (beyond 1024
+	// waiting, the device answers 503 at once).
 	MaxConcurrentMethods int
 	// OnC2D handles cloud-to-device messages. Without it the device does
 	// not subscribe to them: the hub keeps them queued (up to its limit

@@ -273,7 +273,7 @@ func (s *twinSync) run() {
 		}
 		if repRID != "" {
 			later(repAt.Add(twinTimeout))
-		} else if s.PendingReported() > 0 {
+		} else if s.pendingCount() > 0 {
 			later(repAt)
 		}
 		var timer *time.Timer
@@ -443,9 +443,9 @@ func (s *twinSync) reportedDone(seq uint64) {
 // the hub has not acknowledged yet. Updates made while one patch is on its
 // way are merged into the next, so this is not the number of
 // UpdateReported calls.
-func (c *Client) PendingReported() int { return c.twin.PendingReported() }
+func (c *Client) PendingReported() int { return c.twin.pendingCount() }
 
-func (s *twinSync) PendingReported() int {
+func (s *twinSync) pendingCount() int {
 	s.repMu.Lock()
 	defer s.repMu.Unlock()
 	return len(s.pending)
