@@ -73,10 +73,15 @@ func (t *Transport) dial(ctx context.Context) (*conn, time.Time, error) {
 	if err := c.handshake(tok); err != nil {
 		_ = nc.Close()
 		var refused *RefusedError
-		if len(cfg.Key) == 0 && !errors.As(err, &refused) {
-			// With TLS 1.3 the hub checks a client certificate after the
-			// client's handshake is done, so a refusal shows up here as a
-			// reset, not as a TLS error.
+		switch {
+		case len(cfg.Key) > 0:
+		case errors.As(err, &refused):
+			// A hub that checks certificates at CONNECT refuses there.
+			err = fmt.Errorf("%w (%s)", err, certHint(cfg.TLS))
+		default:
+			// With TLS 1.3 a hub that checks a client certificate in TLS
+			// does so after the client's handshake is done, so a refusal
+			// shows up here as a reset, not as a TLS error.
 			err = fmt.Errorf("%w (the hub closed the connection after TLS: %s)", err, certHint(cfg.TLS))
 		}
 		return nil, time.Time{}, err
