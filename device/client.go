@@ -22,6 +22,8 @@ type Client struct {
 	tr  *transport.Transport
 	snd *sender
 
+	provDone chan struct{} // closed when the registration refresher has stopped
+
 	// ctx is cancelled by Close: it stops the twin, method and inbox
 	// goroutines and is the handlers' context.
 	ctx     context.Context
@@ -45,8 +47,15 @@ type Client struct {
 // It does not wait for the connection and works without a network: messages
 // are stored and sent once the hub is reachable. It returns an error for a
 // bad Config or connection string, and when the store cannot be opened
-// (ErrStoreCorrupt, ErrStoreLocked, or a file system error). ctx only
-// carries values; Close stops the Client.
+// (ErrStoreCorrupt, ErrStoreLocked, or a file system error).
+//
+// With Provisioning or DPS instead of a connection string, Start uses the
+// credentials kept in the store (no network needed); on the very first
+// start it gets them first, which needs the network and, with
+// Provisioning, an operator's approval: ctx bounds that wait. Errors then
+// include ErrProvisioningRejected and ErrProvisioningToken.
+//
+// Beyond that ctx only carries values; Close stops the Client.
 func Start(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.StorePath == "" {
 		return nil, errors.New("device: Config.StorePath is required")
@@ -68,17 +77,45 @@ func Start(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.c2dRetry = time.Second
 	}
 	c := &Client{cfg: cfg, closed: make(chan struct{}), waiters: make(map[uint64]chan struct{}),
-		ackedCh: make(chan struct{})}
-	tc, cs, err := cfg.transportConfig(c.onStatus)
+		ackedCh: make(chan struct{}), provDone: make(chan struct{})}
+	prov, err := newProvisioner(&c.cfg)
 	if err != nil {
+		return nil, err
+	}
+	if prov == nil && cfg.ConnectionString == "" {
+		return nil, errors.New("device: Config needs a ConnectionString, Provisioning or DPS")
+	}
+	if prov != nil && cfg.ConnectionString != "" {
+		return nil, errors.New("device: set ConnectionString or Provisioning/DPS, not both")
+	}
+	if prov == nil { // fail on a bad connection string before touching the store
+		if _, _, err := c.cfg.transportConfig(c.onStatus); err != nil {
+			return nil, err
+		}
+	}
+	q, err := queue.Open(cfg.StorePath, cfg.queueOptions())
+	if err != nil {
+		return nil, storeError("open store", err)
+	}
+	if prov != nil {
+		// Stored credentials need no network; new ones may wait for an
+		// operator, within ctx.
+		prov.kv = q
+		if c.cfg.ConnectionString, err = prov.credentials(ctx); err != nil {
+			q.Close()
+			return nil, err
+		}
+	}
+	tc, cs, err := c.cfg.transportConfig(c.onStatus)
+	if err != nil {
+		q.Close()
 		return nil, err
 	}
 	c.cs = cs
 	tc.Subscriptions = c.subscriptions()
 	tc.OnMessage = c.onMessage
-	q, err := queue.Open(cfg.StorePath, cfg.queueOptions())
-	if err != nil {
-		return nil, storeError("open store", err)
+	if prov != nil {
+		tc.Refused = prov.refused(cs.DeviceID)
 	}
 	c.q = q
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -94,6 +131,12 @@ func Start(ctx context.Context, cfg Config) (*Client, error) {
 	c.snd = newSender(c)
 	c.tr = transport.Start(ctx, tc)
 	go c.snd.run()
+	go func() {
+		defer close(c.provDone)
+		if prov != nil {
+			prov.refreshLoop(c.ctx)
+		}
+	}()
 	c.twin.start()
 	if cfg.OnC2D != nil {
 		go c.inbox.run()
@@ -160,6 +203,11 @@ func (c *Client) onStatus(s transport.Status, err error) {
 	}
 }
 
+// DeviceID returns the device's id: the connection string's, or the one
+// provisioning assigned (an operator may choose another than the one
+// asked for).
+func (c *Client) DeviceID() string { return c.cs.DeviceID }
+
 // Pending returns the number of stored messages the hub has not yet
 // acknowledged, and their size in the store in bytes.
 func (c *Client) Pending() (count int, bytes int64) { return c.q.Pending() }
@@ -213,6 +261,7 @@ func (c *Client) Close() error {
 		<-c.inbox.done
 		<-c.twin.done
 		<-c.twin.ndone
+		<-c.provDone
 		c.snd.stop()
 		_ = c.tr.Close()
 		c.snd.commitAcks() // PUBACKs that came before the transport closed

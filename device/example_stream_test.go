@@ -147,3 +147,47 @@ func ExampleConfig_webSocket() {
 	}
 	_ = cfg
 }
+
+// A device without credentials asks for them with a provisioning token;
+// an operator approves it (`ferry provision list --pending`, then
+// `ferry provision approve OPERATION`), comparing the verification code
+// the device shows. Later starts use the stored credentials, offline too.
+func ExampleProvisioning() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour) // how long to wait for the operator
+	defer cancel()
+	c, err := device.Start(ctx, device.Config{
+		Provisioning: &device.Provisioning{
+			Token:    os.Getenv("FERRY_PROVISIONING_TOKEN"),
+			URL:      "https://hub.example:8080",
+			DeviceID: "line3-sensor", // a wish: the operator may choose another
+			OnOperation: func(op device.ProvisioningOperation) {
+				fmt.Printf("ask the operator to approve code %s\n", op.VerificationCode)
+			},
+		},
+		StorePath: "/var/lib/sensor/ferry.db",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Println("running as", c.DeviceID())
+}
+
+// A fleet shares one enrollment group key; each device derives its own key
+// from it and its registration id, and the service assigns it a hub.
+func ExampleDPS() {
+	c, err := device.Start(context.Background(), device.Config{
+		DPS: &device.DPS{
+			Host:           "hub.example:8883",
+			IDScope:        "0ne0000A1B2",
+			RegistrationID: "thermostat-0042",
+			GroupKey:       os.Getenv("FERRY_GROUP_KEY"),
+			ModelID:        "dtmi:com:example:Thermostat;1",
+		},
+		StorePath: "/var/lib/thermostat/ferry.db",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+}

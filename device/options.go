@@ -22,8 +22,15 @@ type Config struct {
 	// ConnectionString is the device's connection string:
 	// "HostName=...;DeviceId=...;SharedAccessKey=...". When it has a
 	// GatewayHostName, that host is dialed (and its certificate checked)
-	// while HostName still names the hub in the credentials.
+	// while HostName still names the hub in the credentials. Leave it empty
+	// to get credentials through Provisioning or DPS instead.
 	ConnectionString string
+	// Provisioning gets the credentials with a provisioning token and an
+	// operator's approval; see [Provisioning].
+	Provisioning *Provisioning
+	// DPS gets the credentials from a Device Provisioning Service; see
+	// [DPS].
+	DPS *DPS
 	// StorePath is the local store file. Every enqueued message stays in it
 	// until the hub acknowledges it, across restarts and crashes. Its
 	// directory must exist; one process at a time may use it.
@@ -180,22 +187,8 @@ func (c *Config) transportConfig(onStatus func(transport.Status, error)) (transp
 		InsecureTCP: c.InsecureTCP, WebSocket: c.WebSocket, Window: c.Window, Backoff: c.backoff,
 		OnStatus: onStatus, Logger: c.Logger, Dial: c.dial,
 	}
-	if !c.InsecureTCP {
-		tc.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
-		if c.Certificate != nil {
-			tc.TLS.Certificates = []tls.Certificate{*c.Certificate}
-		}
-		if c.CAFile != "" {
-			pem, err := os.ReadFile(c.CAFile)
-			if err != nil {
-				return transport.Config{}, cs, fmt.Errorf("device: CA file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return transport.Config{}, cs, fmt.Errorf("device: CA file %s holds no PEM certificate", c.CAFile)
-			}
-			tc.TLS.RootCAs = pool
-		}
+	if tc.TLS, err = c.tlsConfig(); err != nil {
+		return transport.Config{}, cs, err
 	}
 	if gw := cs.GatewayHostName; gw != "" {
 		addr := gw
@@ -219,6 +212,31 @@ func (c *Config) transportConfig(onStatus func(transport.Status, error)) (transp
 		}
 	}
 	return tc, cs, nil
+}
+
+// tlsConfig is the TLS configuration of connections to the hub or the
+// provisioning service: the CA file's roots and the client certificate.
+// It is nil with InsecureTCP.
+func (c *Config) tlsConfig() (*tls.Config, error) {
+	if c.InsecureTCP {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.Certificate != nil {
+		tc.Certificates = []tls.Certificate{*c.Certificate}
+	}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("device: CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("device: CA file %s holds no PEM certificate", c.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	return tc, nil
 }
 
 // hostOnly strips a port from host.
