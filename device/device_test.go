@@ -89,21 +89,7 @@ func (e *env) start(t *testing.T) *device.Client {
 // read returns every message the hub stored, in stream order.
 func (e *env) read(t *testing.T) []api.Message {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var all []api.Message
-	after := ""
-	for {
-		p, err := e.hub.Client.ReadStream(ctx, "*", api.ReadQuery{From: "beginning", After: after, Limit: 1000})
-		if err != nil {
-			t.Fatalf("ReadStream: %v", err)
-		}
-		all = append(all, p.Messages...)
-		if len(p.Messages) == 0 {
-			return all
-		}
-		after = p.Next
-	}
+	return readAll(t, e.hub.Client)
 }
 
 // exactlyOnce checks that the hub holds each of ids once and nothing else.

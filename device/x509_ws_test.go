@@ -3,15 +3,9 @@ package device_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -50,50 +44,16 @@ type pki struct {
 func newPKI(t *testing.T, clientCN string, clientNotAfter time.Time) *pki {
 	t.Helper()
 	dir := t.TempDir()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
+	ca := hubtest.NewCA(t, "test CA")
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, []byte(ca.PEM), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ca, _ := x509.ParseCertificate(caDER)
-	issue := func(serial int64, cn string, notAfter time.Time, usage x509.ExtKeyUsage, ip bool) ([]byte, *ecdsa.PrivateKey) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter,
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage}}
-		if ip {
-			tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return der, key
-	}
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	keyDER := func(k *ecdsa.PrivateKey) []byte {
-		b, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	p := &pki{dir: dir, caFile: write("ca.pem", "CERTIFICATE", caDER)}
-	srvDER, srvKey := issue(2, "127.0.0.1", time.Now().Add(time.Hour), x509.ExtKeyUsageServerAuth, true)
-	p.certFile = write("server.pem", "CERTIFICATE", srvDER)
-	p.keyFile = write("server-key.pem", "EC PRIVATE KEY", keyDER(srvKey))
-	cliDER, cliKey := issue(3, clientCN, clientNotAfter, x509.ExtKeyUsageClientAuth, false)
-	p.client = tls.Certificate{Certificate: [][]byte{cliDER}, PrivateKey: cliKey}
-	return p
+	srv := ca.Issue(t, "127.0.0.1", hubtest.ExtKeyUsage(x509.ExtKeyUsageServerAuth),
+		func(c *x509.Certificate) { c.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")} })
+	certFile, keyFile := srv.WriteFiles(t, dir, "server")
+	cli := ca.Issue(t, clientCN, hubtest.Validity(time.Now().Add(-time.Hour), clientNotAfter))
+	return &pki{dir: dir, caFile: caFile, certFile: certFile, keyFile: keyFile, client: cli.TLS}
 }
 
 // freePort returns a loopback port nobody listens on right now.
