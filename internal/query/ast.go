@@ -68,11 +68,21 @@ const (
 	Reported                     // properties.reported[.path]
 	DesiredVersion               // properties.desired.$version
 	ReportedVersion              // properties.reported.$version
+
+	// The roots of routing conditions (ParseCondition); queries never
+	// have them.
+	MsgSystem    // $name: a system property, named by Path[0]
+	MsgApp       // name or $app.name: an application property, named by Path[0]
+	MsgBody      // $body[.path]: the message body as JSON
+	TwinTags     // $twin.tags[.path]: the sender's twin tags
+	TwinDesired  // $twin.properties.desired[.path]
+	TwinReported // $twin.properties.reported[.path]
 )
 
 var rootNames = [...]string{"deviceId", "moduleId", "status", "connectionState", "lastActivityTime",
 	"modelId", "tags", "properties.desired", "properties.reported",
-	"properties.desired.$version", "properties.reported.$version"}
+	"properties.desired.$version", "properties.reported.$version",
+	"$", "$app", "$body", "$twin.tags", "$twin.properties.desired", "$twin.properties.reported"}
 
 // String returns the root as written in a query.
 func (r Root) String() string {
@@ -101,6 +111,10 @@ func (f Field) String() string {
 }
 
 func (f Field) write(b *strings.Builder) {
+	if f.Root == MsgSystem || f.Root == MsgApp {
+		f.writeProperty(b)
+		return
+	}
 	b.WriteString(f.Root.String())
 	for _, k := range f.Path {
 		if isPlainKey(k) {

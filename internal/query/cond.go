@@ -22,6 +22,9 @@ func init() {
 
 // parseField parses a field; the current token is an identifier.
 func (p *parser) parseField() (Field, error) {
+	if p.cond {
+		return p.parseCondField()
+	}
 	f := Field{Pos: p.tok.pos}
 	name := p.tok.text
 	if r, ok := scalarRoots[strings.ToLower(name)]; ok {
@@ -98,7 +101,7 @@ func (p *parser) parsePath(f *Field) error {
 			return nil
 		}
 		if strings.HasPrefix(key, "$") {
-			if !dotted || key != "$version" || len(f.Path) > 0 || f.Root == Tags {
+			if !dotted || key != "$version" || len(f.Path) > 0 || f.Root == Tags || f.Root > ReportedVersion {
 				return errorAt(pos, "'%s': the only $ key is properties.desired.$version or properties.reported.$version", key)
 			}
 			f.Root += DesiredVersion - Desired
@@ -181,7 +184,7 @@ func (p *parser) parseNot() (Expr, error) {
 	if p.tok.kind != tIdent {
 		return nil, p.expected("a condition")
 	}
-	if fn, ok := funcs[strings.ToUpper(p.tok.text)]; ok {
+	if fn, ok := p.function(p.tok.text); ok {
 		return p.parseCall(fn)
 	}
 	return p.parseComparison()

@@ -81,10 +81,11 @@ const (
 	IsArray                // IS_ARRAY(field)
 	StartsWith             // STARTS_WITH(field, 'prefix')
 	EndsWith               // ENDS_WITH(field, 'suffix')
+	Contains               // CONTAINS(field, 'part'): routing conditions only
 )
 
 var funcNames = [...]string{"IS_DEFINED", "IS_NULL", "IS_STRING", "IS_NUMBER", "IS_BOOL",
-	"IS_OBJECT", "IS_ARRAY", "STARTS_WITH", "ENDS_WITH"}
+	"IS_OBJECT", "IS_ARRAY", "STARTS_WITH", "ENDS_WITH", "CONTAINS"}
 
 // String returns the function's name.
 func (f Func) String() string {
@@ -95,7 +96,7 @@ func (f Func) String() string {
 }
 
 // takesString reports whether the function takes a string second argument.
-func (f Func) takesString() bool { return f == StartsWith || f == EndsWith }
+func (f Func) takesString() bool { return f == StartsWith || f == EndsWith || f == Contains }
 
 // Call is a function applied to a field and, for STARTS_WITH and
 // ENDS_WITH, a string.

@@ -59,6 +59,7 @@ type lexer struct {
 	line    int
 	col     int
 	lastDot bool // the previous token was '.'
+	cond    bool // condition mode (ParseCondition): $names, '-' inside names
 }
 
 func newLexer(src string) *lexer { return &lexer{src: src, line: 1, col: 1} }
@@ -113,14 +114,11 @@ func (lx *lexer) next() (token, error) {
 	switch {
 	case afterDot && (isIdentPart(r) || r == '$'):
 		lx.advance()
-		for isIdentPart(lx.peekRune(0)) {
-			lx.advance()
-		}
+		lx.identRest()
 		return token{kind: tKey, text: lx.src[start:lx.off], pos: pos}, nil
-	case isIdentStart(r):
-		for isIdentPart(lx.peekRune(0)) {
-			lx.advance()
-		}
+	case isIdentStart(r), lx.cond && r == '$' && isIdentStart(lx.peekRune(1)):
+		lx.advance()
+		lx.identRest()
 		return token{kind: tIdent, text: lx.src[start:lx.off], pos: pos}, nil
 	case r == '\'' || r == '"':
 		return lx.lexString(pos)
@@ -151,6 +149,19 @@ func (lx *lexer) next() (token, error) {
 }
 
 func isDigit(r rune) bool { return r >= '0' && r <= '9' }
+
+// identRest consumes the rest of a name. In condition mode a name may hold
+// '-' after its first character (application properties such as
+// proto-type); conditions have no arithmetic, so this is unambiguous.
+func (lx *lexer) identRest() {
+	for {
+		r := lx.peekRune(0)
+		if !isIdentPart(r) && !(lx.cond && r == '-') {
+			return
+		}
+		lx.advance()
+	}
+}
 
 // lexNumber lexes -?digits(.digits)?([eE][+-]?digits)?.
 func (lx *lexer) lexNumber(pos Pos) (token, error) {

@@ -51,6 +51,7 @@ type parser struct {
 	lx    *lexer
 	tok   token
 	depth int
+	cond  bool // parsing a routing condition (ParseCondition), not a query
 }
 
 func (p *parser) next() error {
