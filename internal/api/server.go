@@ -56,6 +56,10 @@ type Config struct {
 	Commands Commands // queued method calls for offline devices
 	// Provisioning serves /api/v1/provisioning; nil answers 503.
 	Provisioning Provisioning
+	// Routes and Schemas serve /api/v1/routes and /api/v1/schemas; nil
+	// answers 503.
+	Routes  Routes
+	Schemas Schemas
 	// OnDesired is called after a service change of desired properties,
 	// to push the change to the device (client id "dev" or "dev/module").
 	OnDesired func(clientID string, ch twin.DesiredChange)
@@ -118,6 +122,7 @@ func NewHandler(cfg Config) *Handler {
 	h.route("/api/v1/consumergroups/{cg}/streams/{stream}/position", "PUT", registry.ServiceConnect, h.putPosition)
 	h.routeCertificates()
 	h.routeProvisioning()
+	h.routeRoutes()
 	h.mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	h.mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
 	return h

@@ -25,7 +25,7 @@ func (h *Hub) listenHTTP() error {
 	h.httpLn = ln
 	mux := http.NewServeMux()
 	apiHandler := api.NewHandler(api.Config{
-		Registry:     h.registry,
+		Registry:     apiRegistry{h.registry, h},
 		Presence:     h.broker,
 		Streams:      h.streams,
 		Methods:      h.methods,
@@ -34,6 +34,8 @@ func (h *Hub) listenHTTP() error {
 		Query:        queries{h.db},
 		Commands:     h.commands,
 		Provisioning: h.provision,
+		Routes:       h.routing.svc,
+		Schemas:      h.routing.schemas,
 		OnDesired:    h.pushDesired,
 		Info:         h.info,
 		Logger:       h.log.With("component", "api"),

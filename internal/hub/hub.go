@@ -57,6 +57,7 @@ type Hub struct {
 	twins           *twin.Service
 	provision       *provision.Service
 	presence        *presence
+	routing         *routing // message routes; see route.go
 	presenceRunning bool
 	http            *http.Server
 	httpLn          net.Listener
@@ -95,7 +96,7 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	// Twin acknowledgements promise what telemetry's do: fsynced before the
 	// answer in fsync durability, in the page cache in process durability.
 	h.db.SyncTwins(cfg.Durability == DurabilityFsync)
-	h.twins = twin.NewService(h.db, twin.Options{Now: cfg.Now})
+	h.twins = twin.NewService(eventingTwins{h.db, h}, twin.Options{Now: cfg.Now})
 	if err := h.db.ResetConnectionStates(ctx, cfg.Now()); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
@@ -105,6 +106,9 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 		return nil, err
 	}
 	if err := h.startStreams(ctx); err != nil {
+		return nil, err
+	}
+	if err := h.startRouting(ctx); err != nil {
 		return nil, err
 	}
 	if err := h.startBroker(); err != nil {
@@ -185,7 +189,8 @@ func (h *Hub) startBroker() error {
 		Methods:             h.methods,
 		C2D:                 h.c2d,
 		Twins:               deviceTwins{h.twins},
-		OnPresence:          h.presence.record,
+		DPS:                 dpsProvisioner{h},
+		OnPresence:          h.onPresence,
 		OnMethodsSubscribed: h.commands.Ready,
 		Metrics:             m,
 		Logger:              h.log.With("component", "broker"),
@@ -204,6 +209,7 @@ func (h *Hub) startBroker() error {
 	h.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// A disabled or deleted device loses its connections at once.
 	h.unsubscribe = h.registry.Subscribe(func(c registry.Change) {
+		h.registryChange(c)
 		if c.Kind == registry.ChangeDeleted || (c.Device != nil && c.Device.Status == registry.StatusDisabled) {
 			if n := h.broker.DisconnectDevice(c.DeviceID, notAuthorized); n > 0 {
 				h.log.Info("device disconnected", "device", c.DeviceID, "reason", c.Kind.String())
@@ -254,6 +260,9 @@ func (h *Hub) Start() error {
 	if err := h.broker.Start(); err != nil {
 		return err
 	}
+	if err := h.routing.start(); err != nil {
+		return err
+	}
 	go h.presence.run()
 	h.presenceRunning = true
 	go h.serveHTTP()
@@ -289,6 +298,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		} else if h.httpLn != nil {
 			errs = append(errs, h.httpLn.Close())
 		}
+		errs = append(errs, h.routing.close(ctx)) // before the writer and broker its deliveries use
 		if h.writer != nil {
 			errs = append(errs, h.writer.Close(ctx))
 		}
