@@ -91,6 +91,9 @@ func (b *Broker) authenticate(clientID string, pk *packets.Packet, certs []*x509
 	defer cancel()
 	now := b.cfg.Now()
 
+	if user, err := protocol.ParseUsername(string(pk.Connect.Username)); err == nil && user.DPS {
+		return b.authenticateDPS(ctx, clientID, user, pk, certs, now)
+	}
 	if len(pk.Connect.Password) == 0 {
 		if len(certs) > 0 {
 			return b.authenticateX509(ctx, clientID, pk, certs, now)

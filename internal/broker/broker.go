@@ -78,6 +78,7 @@ type Config struct {
 	Methods     MethodResponses // takes devices' direct-method answers; nil drops them
 	C2D         C2DEvents       // cloud-to-device queue; nil when there is none
 	Twins       Twins           // device twins; nil answers twin requests with 503
+	DPS         Provisioner     // DPS registrations ($dps/... topics); nil refuses them
 	// OnPresence is told when a device (or module, "dev/mod") connects or
 	// disconnects. It must not block: the hub batches these into the registry.
 	OnPresence func(clientID string, connected bool, at time.Time)
@@ -164,6 +165,8 @@ type Broker struct {
 	stopped chan struct{} // closed by Close
 	workers sync.WaitGroup
 
+	dps *dpsState // DPS registration connections (dps.go)
+
 	closeOnce sync.Once
 }
 
@@ -183,6 +186,7 @@ func New(cfg Config) (*Broker, error) {
 		persisted: make(map[string][]session.Subscription),
 		devices:   make(map[*conn]struct{}),
 		stopped:   make(chan struct{}),
+		dps:       newDPSState(),
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1                                            // Azure grants QoS 1 for QoS 2 subscriptions
@@ -275,6 +279,7 @@ func (b *Broker) Close() error {
 			_ = c.nc.Close()
 		}
 		b.mu.RUnlock()
+		b.dps.close()
 		b.connWG.Wait()
 		close(b.stopped)
 		b.workers.Wait()

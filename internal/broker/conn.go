@@ -17,6 +17,7 @@ type identity int
 const (
 	identDevice identity = iota // a device or a module, confined to its own topics
 	identClient                 // an ordinary MQTT client authenticated with an access policy
+	identDPS                    // a DPS registration, served by its own loop (see dps.go)
 )
 
 // conn is the broker's state for one authenticated connection: a device on
@@ -33,6 +34,7 @@ type conn struct {
 	auth     string // auth method recorded on every message, e.g. "sas" or "policy:device"
 	since    time.Time
 	v5       bool
+	dps      *dpsConn // a DPS registration's state (kind identDPS)
 
 	lastSeen atomic.Int64 // unix nanoseconds of the last message
 	pid      atomic.Uint32

@@ -70,7 +70,7 @@ func (b *Broker) serveConn(listener string, nc net.Conn, establish listeners.Est
 // ordinary MQTT client, not a device.
 func isPolicyClient(pk *packets.Packet) bool {
 	tok, err := protocol.ParseSAS(string(pk.Connect.Password))
-	if err != nil || tok.KeyName == "" {
+	if err != nil || tok.KeyName == "" || isDPSUsername(pk.Connect.Username) {
 		return false
 	}
 	res, err := tok.ResourceURI()
@@ -145,6 +145,10 @@ func (b *Broker) acceptDevice(nc net.Conn, pk *packets.Packet) *conn {
 		b.log.Info("mqtt connection refused", "client", clientID, "remote", nc.RemoteAddr().String(), "reason", reason)
 		_ = writeConnack(nc, pk.ProtocolVersion, code, false, 0)
 		_ = nc.Close()
+		return nil
+	}
+	if c.kind == identDPS {
+		b.startDPS(c, nc, pk)
 		return nil
 	}
 	if c.kind != identDevice {

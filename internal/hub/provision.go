@@ -2,9 +2,11 @@ package hub
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 
+	"github.com/ferry-iot/ferry/internal/fault"
 	"github.com/ferry-iot/ferry/internal/provision"
 	"github.com/ferry-iot/ferry/internal/twin"
 )
@@ -16,6 +18,7 @@ func (h *Hub) startProvisioning(ctx context.Context) error {
 	h.provision, err = provision.New(ctx, h.db, provision.Options{
 		Registry:   h.registry,
 		Twins:      provisionTwins{h},
+		CAs:        h.registry,
 		DeviceHost: h.DeviceHost,
 		Logger:     h.log.With("component", "provision"),
 		Now:        h.cfg.Now,
@@ -51,4 +54,39 @@ func (p provisionTwins) SetInitial(ctx context.Context, deviceID string, tags, d
 		p.h.pushDesired(deviceID, ch)
 	}
 	return nil
+}
+
+// dpsProvisioner hands the broker's DPS registrations to the provisioning
+// service, which starts after the broker.
+type dpsProvisioner struct{ h *Hub }
+
+func (p dpsProvisioner) service() (*provision.Service, error) {
+	if p.h.provision == nil {
+		return nil, fault.New(fault.Unavailable, "ServiceUnavailable", 503000, "provisioning is not running")
+	}
+	return p.h.provision, nil
+}
+
+func (p dpsProvisioner) AuthenticateDPS(ctx context.Context, idScope, registrationID, password string) (*provision.DPSIdentity, error) {
+	s, err := p.service()
+	if err != nil {
+		return nil, err
+	}
+	return s.AuthenticateDPS(ctx, idScope, registrationID, password)
+}
+
+func (p dpsProvisioner) AuthenticateDPSX509(ctx context.Context, idScope, registrationID string, certs []*x509.Certificate) (*provision.DPSIdentity, error) {
+	s, err := p.service()
+	if err != nil {
+		return nil, err
+	}
+	return s.AuthenticateDPSX509(ctx, idScope, registrationID, certs)
+}
+
+func (p dpsProvisioner) AssignDPS(ctx context.Context, id *provision.DPSIdentity, payload json.RawMessage) (*provision.RegistrationState, error) {
+	s, err := p.service()
+	if err != nil {
+		return nil, err
+	}
+	return s.AssignDPS(ctx, id, payload)
 }

@@ -31,8 +31,14 @@ type DPSIdentity struct {
 	RegistrationID string
 	DeviceID       string
 	GroupID        string // the enrollment group, "" for an individual enrollment
+	// Auth is how the assigned device authenticates with the hub:
+	// registry.AuthSAS (symmetric-key enrollments) or registry.AuthCA (an
+	// X.509 CA group: the device connects with the certificate it
+	// registered with).
+	Auth registry.AuthType
 	// PrimaryKey and SecondaryKey (base64) are the keys the device connects
-	// to the hub with: the enrollment's, or those the group derives.
+	// to the hub with: the enrollment's, or those the group derives. Empty
+	// for X.509.
 	PrimaryKey, SecondaryKey string
 	InitialTwin              *InitialTwin
 }
@@ -47,6 +53,7 @@ type RegistrationState struct {
 	Substatus      string    `json:"substatus"` // initialAssignment or reprovisionedToInitialAssignment
 	CreatedAt      time.Time `json:"createdDateTimeUtc"`
 	UpdatedAt      time.Time `json:"lastUpdatedDateTimeUtc"`
+	ETag           string    `json:"etag,omitempty"` // the device's etag after the assignment
 }
 
 // groupCache is the enabled and disabled groups with their decoded keys.
@@ -166,6 +173,7 @@ func (s *Service) AuthenticateDPS(ctx context.Context, idScope, registrationID, 
 				return nil, enrollmentDisabled("enrollment group", g.g.EnrollmentGroupID)
 			}
 			return &DPSIdentity{RegistrationID: registrationID, DeviceID: registrationID, GroupID: g.g.EnrollmentGroupID,
+				Auth:         registry.AuthSAS,
 				PrimaryKey:   protocol.DeriveDeviceKey(g.primary, registrationID),
 				SecondaryKey: protocol.DeriveDeviceKey(g.sec, registrationID),
 				InitialTwin:  g.g.InitialTwin}, nil
@@ -206,7 +214,7 @@ func (s *Service) individualIdentity(tok protocol.SAS, now time.Time, e *Individ
 	if id == "" {
 		id = e.RegistrationID
 	}
-	return &DPSIdentity{RegistrationID: e.RegistrationID, DeviceID: id,
+	return &DPSIdentity{RegistrationID: e.RegistrationID, DeviceID: id, Auth: registry.AuthSAS,
 		PrimaryKey: sk.PrimaryKey, SecondaryKey: sk.SecondaryKey, InitialTwin: e.InitialTwin}, nil
 }
 
@@ -216,55 +224,107 @@ type DPSPayload struct {
 }
 
 // AssignDPS registers an authenticated device: it creates the device with
-// the identity's keys and the enrollment's initial twin, or, for a device
-// that exists, sets its keys (and model id, when given). payload is the
-// register request's "payload" member (may be nil).
+// the identity's credentials and the enrollment's initial twin, or, for a
+// device that exists, sets its credentials (and model id, when given).
+// payload is the register request's "payload" member (may be nil).
+// Registrations of one device id are serialized in this process; a device
+// that another hub node created meanwhile is reprovisioned.
 func (s *Service) AssignDPS(ctx context.Context, id *DPSIdentity, payload json.RawMessage) (*RegistrationState, error) {
-	var p DPSPayload
-	if len(payload) > 0 && string(payload) != "null" {
-		if len(payload) > MaxDataBytes {
-			return nil, fault.TooLargef("payload is %d bytes; the limit is %d", len(payload), MaxDataBytes)
-		}
-		if err := json.Unmarshal(payload, &p); err != nil {
-			return nil, fault.Invalidf("payload must be a JSON object: %v", err)
-		}
-		if p.ModelID != "" && (!strings.HasPrefix(p.ModelID, "dtmi:") || len(p.ModelID) > MaxModelIDLen) {
-			return nil, fault.Invalidf("modelId %q is not a DTMI", p.ModelID)
-		}
+	p, err := ParseDPSPayload(payload)
+	if err != nil {
+		return nil, err
 	}
+	unlock := s.lockDevice(id.DeviceID)
+	defer unlock()
 	now := s.now()
 	auth := registry.Authentication{Type: registry.AuthSAS,
 		SymmetricKey: &registry.SymmetricKey{PrimaryKey: id.PrimaryKey, SecondaryKey: id.SecondaryKey}}
+	if id.Auth == registry.AuthCA {
+		auth = registry.Authentication{Type: registry.AuthCA}
+	}
 	st := &RegistrationState{RegistrationID: id.RegistrationID, AssignedHub: s.opt.DeviceHost(), DeviceID: id.DeviceID,
 		Status: "assigned", Substatus: "initialAssignment", CreatedAt: now, UpdatedAt: now}
-	d, err := s.opt.Registry.Get(ctx, id.DeviceID)
-	switch {
-	case fault.Is(err, fault.NotFound):
-		if _, err := s.opt.Registry.Create(ctx, registry.Device{DeviceID: id.DeviceID, ModelID: p.ModelID, Authentication: auth}); err != nil {
-			return nil, fmt.Errorf("provision: create device %s: %w", id.DeviceID, err)
-		}
-		if it := id.InitialTwin; it != nil && (it.Tags != nil || it.Properties.Desired != nil) {
-			if err := s.opt.Twins.SetInitial(ctx, id.DeviceID, it.Tags, it.Properties.Desired); err != nil {
-				return nil, fmt.Errorf("provision: initial twin of %s: %w", id.DeviceID, err)
+	for attempt := 0; ; attempt++ {
+		d, err := s.opt.Registry.Get(ctx, id.DeviceID)
+		switch {
+		case fault.Is(err, fault.NotFound):
+			created, err := s.opt.Registry.Create(ctx, registry.Device{DeviceID: id.DeviceID, ModelID: p.ModelID, Authentication: auth})
+			if fault.Is(err, fault.Conflict) && attempt == 0 {
+				continue // created meanwhile (another hub node): reprovision it
+			}
+			if err != nil {
+				return nil, fmt.Errorf("provision: create device %s: %w", id.DeviceID, err)
+			}
+			st.ETag = created.ETag
+			if it := id.InitialTwin; it != nil && (it.Tags != nil || it.Properties.Desired != nil) {
+				if err := s.opt.Twins.SetInitial(ctx, id.DeviceID, it.Tags, it.Properties.Desired); err != nil {
+					return nil, fmt.Errorf("provision: initial twin of %s: %w", id.DeviceID, err)
+				}
+			}
+		case err != nil:
+			return nil, fmt.Errorf("provision: get device %s: %w", id.DeviceID, err)
+		default:
+			st.Substatus, st.CreatedAt, st.ETag = "reprovisionedToInitialAssignment", d.StatusUpdatedTime, d.ETag
+			if !sameAuth(d.Authentication, auth) || (p.ModelID != "" && p.ModelID != d.ModelID) {
+				d.Authentication = auth
+				if p.ModelID != "" {
+					d.ModelID = p.ModelID
+				}
+				up, err := s.opt.Registry.Update(ctx, *d, "")
+				if err != nil {
+					return nil, fmt.Errorf("provision: update device %s: %w", id.DeviceID, err)
+				}
+				st.ETag = up.ETag
 			}
 		}
-	case err != nil:
-		return nil, fmt.Errorf("provision: get device %s: %w", id.DeviceID, err)
-	default:
-		st.Substatus, st.CreatedAt = "reprovisionedToInitialAssignment", d.StatusUpdatedTime
-		sk := d.Authentication.SymmetricKey
-		sameKeys := d.Authentication.Type == registry.AuthSAS && sk != nil && sk.PrimaryKey == id.PrimaryKey && sk.SecondaryKey == id.SecondaryKey
-		if !sameKeys || (p.ModelID != "" && p.ModelID != d.ModelID) {
-			d.Authentication = auth
-			if p.ModelID != "" {
-				d.ModelID = p.ModelID
-			}
-			if _, err := s.opt.Registry.Update(ctx, *d, ""); err != nil {
-				return nil, fmt.Errorf("provision: update device %s: %w", id.DeviceID, err)
-			}
-		}
+		break
 	}
 	s.log.Info("device provisioned through DPS", "registration", id.RegistrationID, "device", id.DeviceID,
 		"group", id.GroupID, "substatus", st.Substatus)
 	return st, nil
+}
+
+// ParseDPSPayload checks a register request's custom payload: null or a
+// JSON object of at most MaxDataBytes whose modelId, when set, is a DTMI.
+func ParseDPSPayload(payload json.RawMessage) (DPSPayload, error) {
+	var p DPSPayload
+	if len(payload) == 0 || string(payload) == "null" {
+		return p, nil
+	}
+	if len(payload) > MaxDataBytes {
+		return p, fault.TooLargef("payload is %d bytes; the limit is %d", len(payload), MaxDataBytes)
+	}
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return p, fault.Invalidf("payload must be a JSON object: %v", err)
+	}
+	if p.ModelID != "" && (!strings.HasPrefix(p.ModelID, "dtmi:") || len(p.ModelID) > MaxModelIDLen) {
+		return p, fault.Invalidf("modelId %q is not a DTMI", p.ModelID)
+	}
+	return p, nil
+}
+
+// sameAuth reports whether a device already authenticates as a new
+// assignment would have it.
+func sameAuth(have, want registry.Authentication) bool {
+	if have.Type != want.Type {
+		return false
+	}
+	if want.Type != registry.AuthSAS {
+		return true
+	}
+	h, w := have.SymmetricKey, want.SymmetricKey
+	return h != nil && w != nil && h.PrimaryKey == w.PrimaryKey && h.SecondaryKey == w.SecondaryKey
+}
+
+// deviceLocks serializes assignments of one device id (striped).
+type deviceLocks [64]sync.Mutex
+
+func (s *Service) lockDevice(id string) (unlock func()) {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(id); i++ {
+		h = (h ^ uint32(id[i])) * 16777619
+	}
+	m := &s.devLocks[h%uint32(len(s.devLocks))]
+	m.Lock()
+	return m.Unlock
 }

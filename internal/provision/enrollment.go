@@ -22,13 +22,45 @@ const (
 	EnrollmentDisabled = "disabled"
 )
 
-// AttestationSymmetricKey is the attestation type Ferry supports.
-const AttestationSymmetricKey = "symmetricKey"
+// The attestation types Ferry supports: symmetric keys (groups and
+// individual enrollments) and X.509 CA references (groups).
+const (
+	AttestationSymmetricKey = "symmetricKey"
+	AttestationX509         = "x509"
+)
 
 // Attestation is how enrolled devices prove who they are.
 type Attestation struct {
-	Type         string                 `json:"type"` // "symmetricKey"
+	Type         string                 `json:"type"` // "symmetricKey" or "x509"
 	SymmetricKey *registry.SymmetricKey `json:"symmetricKey,omitempty"`
+	X509         *X509Attestation       `json:"x509,omitempty"`
+}
+
+// X509Attestation is an enrollment group's X.509 attestation: devices whose
+// certificate chain verifies against one of the referenced certificate
+// authorities (registered and verified with the hub, see `ferry ca`) and
+// whose certificate's subject CN is their registration id.
+type X509Attestation struct {
+	CAReferences *CAReferences `json:"caReferences,omitempty"`
+}
+
+// CAReferences names registered certificate authorities, as Azure DPS's
+// caReferences does.
+type CAReferences struct {
+	Primary   string `json:"primary"`
+	Secondary string `json:"secondary,omitempty"`
+}
+
+// names returns the referenced CA names.
+func (r *CAReferences) names() []string {
+	if r == nil {
+		return nil
+	}
+	out := []string{r.Primary}
+	if r.Secondary != "" {
+		out = append(out, r.Secondary)
+	}
+	return out
 }
 
 // InitialTwin is the twin a newly provisioned device starts with.
@@ -99,13 +131,34 @@ func (s *Service) enrollments() (EnrollmentStore, error) {
 }
 
 // prepareEnrollment validates the common parts and fills in generated keys.
-func (s *Service) prepareEnrollment(a *Attestation, status *string, it *InitialTwin) error {
+// X.509 attestation is for groups only.
+func (s *Service) prepareEnrollment(ctx context.Context, a *Attestation, status *string, it *InitialTwin, group bool) error {
 	if a.Type == "" {
 		a.Type = AttestationSymmetricKey
+		if a.X509 != nil && a.SymmetricKey == nil {
+			a.Type = AttestationX509
+		}
 	}
-	if a.Type != AttestationSymmetricKey {
-		return fault.Invalidf("attestation type %q is not supported (use symmetricKey)", a.Type)
+	switch {
+	case a.Type == AttestationX509 && group:
+		if err := s.prepareX509(ctx, a); err != nil {
+			return err
+		}
+	case a.Type == AttestationX509:
+		return fault.Invalidf("individual enrollments attest with symmetric keys; X.509 CA attestation is for enrollment groups")
+	case a.Type == AttestationSymmetricKey:
+		if err := s.prepareSymmetricKey(a); err != nil {
+			return err
+		}
+	default:
+		return fault.Invalidf("attestation type %q is not supported (use symmetricKey or x509)", a.Type)
 	}
+	return prepareStatusAndTwin(status, it)
+}
+
+// prepareSymmetricKey checks the keys, generating missing ones.
+func (s *Service) prepareSymmetricKey(a *Attestation) error {
+	a.X509 = nil
 	sk := registry.SymmetricKey{}
 	if a.SymmetricKey != nil {
 		sk = *a.SymmetricKey
@@ -125,6 +178,38 @@ func (s *Service) prepareEnrollment(a *Attestation, status *string, it *InitialT
 		}
 	}
 	a.SymmetricKey = &sk
+	return nil
+}
+
+// prepareX509 checks that the group references registered, verified
+// certificate authorities.
+func (s *Service) prepareX509(ctx context.Context, a *Attestation) error {
+	a.SymmetricKey = nil
+	if a.X509 == nil || a.X509.CAReferences == nil || a.X509.CAReferences.Primary == "" {
+		return fault.Invalidf("x509 attestation needs x509.caReferences.primary: the name of a registered CA")
+	}
+	if s.opt.CAs == nil {
+		return fault.New(fault.Unavailable, "ServiceUnavailable", 503000, "this hub keeps no certificate authorities")
+	}
+	for _, name := range a.X509.CAReferences.names() {
+		if err := registry.ValidateCAName(name); err != nil {
+			return err
+		}
+		ca, err := s.opt.CAs.GetCA(ctx, name)
+		if fault.Is(err, fault.NotFound) {
+			return fault.Invalidf("certificate authority %q is not registered (ferry ca add)", name)
+		}
+		if err != nil {
+			return err
+		}
+		if !ca.Verified {
+			return fault.Invalidf("certificate authority %q is not verified yet (ferry ca verify)", name)
+		}
+	}
+	return nil
+}
+
+func prepareStatusAndTwin(status *string, it *InitialTwin) error {
 	switch *status {
 	case "":
 		*status = EnrollmentEnabled
@@ -154,7 +239,7 @@ func (s *Service) PutEnrollmentGroup(ctx context.Context, g EnrollmentGroup, rep
 	if err := validateTokenName(g.EnrollmentGroupID); err != nil {
 		return nil, fault.Invalidf("enrollmentGroupId: %s", fault.Public(err))
 	}
-	if err := s.prepareEnrollment(&g.Attestation, &g.ProvisioningStatus, g.InitialTwin); err != nil {
+	if err := s.prepareEnrollment(ctx, &g.Attestation, &g.ProvisioningStatus, g.InitialTwin, true); err != nil {
 		return nil, err
 	}
 	now := s.now()
@@ -222,7 +307,7 @@ func (s *Service) PutEnrollment(ctx context.Context, e IndividualEnrollment, rep
 			return nil, err
 		}
 	}
-	if err := s.prepareEnrollment(&e.Attestation, &e.ProvisioningStatus, e.InitialTwin); err != nil {
+	if err := s.prepareEnrollment(ctx, &e.Attestation, &e.ProvisioningStatus, e.InitialTwin, false); err != nil {
 		return nil, err
 	}
 	now := s.now()

@@ -43,10 +43,19 @@ type Twins interface {
 	SetInitial(ctx context.Context, deviceID string, tags, desired json.RawMessage) error
 }
 
+// CAs looks up the certificate authorities registered with the hub, which
+// X.509 enrollment groups reference. registry.Service satisfies it.
+type CAs interface {
+	GetCA(ctx context.Context, name string) (*registry.CA, error)
+}
+
 // Options configures a Service. Registry, Twins and DeviceHost are required.
 type Options struct {
 	Registry Registry
 	Twins    Twins
+	// CAs resolves X.509 enrollment groups' CA references; nil refuses
+	// X.509 attestation.
+	CAs CAs
 	// DeviceHost returns the host[:port] devices connect to over MQTT, which
 	// goes into their credentials.
 	DeviceHost func() string
@@ -98,7 +107,8 @@ type Service struct {
 	// store's check covers other hub nodes.
 	approveMu sync.Mutex
 
-	groups groupCache // enrollment groups for DPS authentication
+	groups   groupCache  // enrollment groups for DPS authentication
+	devLocks deviceLocks // serialize DPS assignments per device id
 }
 
 // New returns a Service over st. It reads (or creates) the registration
