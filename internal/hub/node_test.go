@@ -22,6 +22,8 @@ import (
 	"github.com/ferry-iot/ferry/internal/fault"
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/pki"
+	"github.com/ferry-iot/ferry/internal/protocol"
+	"github.com/ferry-iot/ferry/internal/provision"
 )
 
 // nodeDeadline bounds each node script (and npm ci).
@@ -237,6 +239,145 @@ func TestNodeSDKs(t *testing.T) {
 	t.Logf("total %s (npm, build, hub start, both scripts, checks)", time.Since(start).Round(time.Millisecond))
 }
 
+// TestNodeDPS provisions a device with Microsoft's Node provisioning client
+// (azure-iot-provisioning-device + -mqtt + -security-symmetric-key),
+// unchanged, from a symmetric-key enrollment group of `ferry serve`, with a
+// modelId payload; the script then connects with azure-iot-device to the
+// host DPS assigned and sends a message. The device, its twin's modelId and
+// the stored message are checked over REST, and the refusals the script saw
+// (tampered key, disabled group) by their error names.
+func TestNodeDPS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the ferry binary and runs node")
+	}
+	nodeBin, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	nodeDir := nodeTestDir(t)
+	npmCI(t, nodeDir)
+	bin := buildFerry(t)
+	dir := t.TempDir()
+	p := startHTTPSProcess(t, bin, dir)
+	caFile := filepath.Join(dir, "pki", pki.CAFile)
+	ownerRaw, err := os.ReadFile(filepath.Join(dir, hub.OwnerFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := api.NewClient(strings.TrimSpace(string(ownerRaw)), api.ClientOptions{BaseURL: "https://" + p.http, CAFile: caFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	info, err := client.DPSInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := client.PutEnrollmentGroup(ctx, provision.EnrollmentGroup{EnrollmentGroupID: "node-line",
+		InitialTwin: &provision.InitialTwin{Tags: json.RawMessage(`{"line":"node"}`)}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := client.PutEnrollmentGroup(ctx, provision.EnrollmentGroup{EnrollmentGroupID: "node-off",
+		ProvisioningStatus: provision.EnrollmentDisabled}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, mqttsPort := splitPort(t, p.mqtts)
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	regID := "node-dps-" + run
+	const modelID = "dtmi:com:example:Thermostat;1"
+	var out struct {
+		OK           bool     `json:"ok"`
+		Failures     []string `json:"failures"`
+		Registration struct {
+			AssignedHub string `json:"assignedHub"`
+			DeviceID    string `json:"deviceId"`
+			Status      string `json:"status"`
+			Substatus   string `json:"substatus"`
+		} `json:"registration"`
+		Sent *struct {
+			MessageID string `json:"messageId"`
+			Result    string `json:"result"`
+		} `json:"sent"`
+		Refusals []struct {
+			What    string `json:"what"`
+			ErrName string `json:"errName"`
+			ErrMsg  string `json:"errMessage"`
+		} `json:"refusals"`
+	}
+	runNode(t, nodeBin, nodeDir, "dps.js", []string{
+		"NODE_EXTRA_CA_CERTS=" + caFile, // the provisioning transport takes no ca option (PROTOCOL.md §5.1)
+		"FERRY_CA=" + caFile,
+		"FERRY_RUN=" + run,
+		"FERRY_DPS_HOST=localhost:" + mqttsPort,
+		"FERRY_ID_SCOPE=" + info.IDScope,
+		"FERRY_GROUP_KEY=" + g.Attestation.SymmetricKey.PrimaryKey,
+		"FERRY_DISABLED_KEY=" + off.Attestation.SymmetricKey.PrimaryKey,
+		"FERRY_REGISTRATION_ID=" + regID,
+		"FERRY_MODEL_ID=" + modelID,
+	}, &out)
+	if !out.OK || len(out.Failures) > 0 {
+		t.Fatalf("dps.js failed: %q", out.Failures)
+	}
+	r := out.Registration
+	if r.AssignedHub != "localhost:"+mqttsPort || r.DeviceID != regID || r.Status != "assigned" || r.Substatus != "initialAssignment" {
+		t.Errorf("registration %+v, want %s assigned to localhost:%s", r, regID, mqttsPort)
+	}
+	wantRefusals := map[string]string{"tampered key": "", "disabled group": "UnauthorizedError"}
+	for _, ref := range out.Refusals {
+		want, ok := wantRefusals[ref.What]
+		if !ok {
+			continue
+		}
+		delete(wantRefusals, ref.What)
+		t.Logf("%s refused: %s: %s", ref.What, ref.ErrName, ref.ErrMsg)
+		if want != "" && ref.ErrName != want {
+			t.Errorf("%s: %s, want %s", ref.What, ref.ErrName, want)
+		}
+	}
+	if len(wantRefusals) > 0 {
+		t.Errorf("refusals not seen: %v", wantRefusals)
+	}
+
+	d, err := client.GetDevice(ctx, regID)
+	if err != nil {
+		t.Fatalf("the provisioned device is not in the registry: %v", err)
+	}
+	groupKey, err := protocol.DecodeKey(g.Attestation.SymmetricKey.PrimaryKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.ModelID != modelID || d.Authentication.SymmetricKey == nil ||
+		d.Authentication.SymmetricKey.PrimaryKey != protocol.DeriveDeviceKey(groupKey, regID) {
+		t.Errorf("device %+v: want modelId %s and the derived key", d, modelID)
+	}
+	raw, err := client.GetTwin(ctx, regID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tw struct {
+		ModelID string            `json:"modelId"`
+		Tags    map[string]string `json:"tags"`
+	}
+	if err := json.Unmarshal(raw, &tw); err != nil || tw.ModelID != modelID || tw.Tags["line"] != "node" {
+		t.Errorf("twin %s: want modelId %s and the group's tags (%v)", raw, modelID, err)
+	}
+	var msgs []api.Message
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		page, err := client.ReadStream(ctx, "*", api.ReadQuery{Device: regID, From: "beginning", Limit: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if msgs = page.Messages; len(msgs) > 0 {
+			break
+		}
+	}
+	if len(msgs) != 1 || msgs[0].SystemProperties.MessageID != "dps-"+run {
+		t.Fatalf("stored messages of %s: %+v, want the one dps.js sent", regID, msgs)
+	}
+}
+
 type nodeWant struct {
 	name  string
 	sys   api.SystemProperties
@@ -282,7 +423,8 @@ func nodeTestDir(t *testing.T) string {
 func npmCI(t *testing.T, dir string) {
 	t.Helper()
 	missing := false
-	for _, pkg := range []string{"azure-iothub", "azure-iot-device", "azure-iot-device-mqtt", "azure-iot-common", "mqtt"} {
+	for _, pkg := range []string{"azure-iothub", "azure-iot-device", "azure-iot-device-mqtt", "azure-iot-common", "mqtt",
+		"azure-iot-provisioning-device", "azure-iot-provisioning-device-mqtt", "azure-iot-security-symmetric-key"} {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
 			missing = true
 		}
