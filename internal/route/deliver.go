@@ -257,7 +257,7 @@ func (s *Service) deadLetter(p *page, c *compiled, ep *endpoint, m *stream.Messa
 	dl := slices.Clone(props)
 	dl = append(dl,
 		stream.Property{Key: "ferry-endpoint", Value: ep.String()},
-		stream.Property{Key: "ferry-error", Value: truncate(fault.Public(cause), 512)})
+		stream.Property{Key: "ferry-error", Value: truncate(cause.Error(), 512)})
 	if err := p.append(s.routedCopy(m, DeadLetterStream, dl)); err != nil {
 		s.cfg.Logger.Error("route: dead-letter", "route", c.Name, "err", err)
 		return
