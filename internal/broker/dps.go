@@ -377,7 +377,11 @@ func (d *dpsConn) register(rid string, body []byte) {
 func parseRegisterRequest(body []byte) (*registerRequest, error) {
 	var req registerRequest
 	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, fault.Invalidf("the register request is not a JSON object: %v", err)
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, fault.Invalidf("the register request is not JSON: %v (at byte %d)", err, se.Offset)
+		}
+		return nil, fault.Invalidf(`the register request must be a JSON object {"registrationId":...,"payload":...}`)
 	}
 	if req.RegistrationID == nil {
 		return nil, fault.Invalidf("the register request has no registrationId")

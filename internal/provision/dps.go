@@ -295,7 +295,7 @@ func ParseDPSPayload(payload json.RawMessage) (DPSPayload, error) {
 		return p, fault.TooLargef("payload is %d bytes; the limit is %d", len(payload), MaxDataBytes)
 	}
 	if err := json.Unmarshal(payload, &p); err != nil {
-		return p, fault.Invalidf("payload must be a JSON object: %v", err)
+		return p, fault.Invalidf("payload must be a JSON object with an optional modelId string")
 	}
 	if p.ModelID != "" && (!strings.HasPrefix(p.ModelID, "dtmi:") || len(p.ModelID) > MaxModelIDLen) {
 		return p, fault.Invalidf("modelId %q is not a DTMI", p.ModelID)
