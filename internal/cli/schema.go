@@ -1,0 +1,126 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/ferry-iot/ferry/internal/schema"
+)
+
+// schemaNoun is "ferry schema": protobuf schemas for binary messages.
+func schemaNoun() *noun {
+	return &noun{
+		name:    "schema",
+		summary: "register protobuf schemas so routes and monitor can read binary messages",
+		verbs:   []*command{schemaAdd(), schemaList(), schemaDelete()},
+		examples: `  protoc --include_imports --descriptor_set_out=alarm.pb pb_AlarmStatus.proto
+  ferry schema add pb_AlarmStatus --descriptor-set alarm.pb
+  ferry schema list
+
+A message with content type application/x-protobuf and the application
+property proto-type=pb_AlarmStatus is then decoded for route conditions
+($body.alarm_active = true) and shown decoded by ferry monitor. The stored
+bytes never change.
+`,
+	}
+}
+
+func schemaAdd() *command {
+	return &command{
+		path: "schema add", args: "NAME", nargs: 1,
+		summary: "register (or replace) the schema of the messages whose proto-type is NAME",
+		help: `--descriptor-set is a FileDescriptorSet as protoc writes it with
+--descriptor_set_out (add --include_imports when the file imports others).
+NAME is the message's name or full name in it; --message picks another.
+
+Example:
+  ferry schema add pb_AlarmStatus --descriptor-set alarm.pb`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			var hf hubFlags
+			hf.register(fs)
+			file := fs.String("descriptor-set", "", "the FileDescriptorSet `FILE`")
+			msg := fs.String("message", "", "the message's full name in the set (default: NAME)")
+			asJSON := fs.Bool("json", false, "print the schema as JSON")
+			return func(ctx context.Context, e *env, args []string) error {
+				if *file == "" {
+					return usagef("--descriptor-set FILE is required")
+				}
+				b, err := os.ReadFile(*file)
+				if err != nil {
+					return usagef("--descriptor-set: %v", err)
+				}
+				c, err := e.client(&hf)
+				if err != nil {
+					return err
+				}
+				s, err := c.AddSchema(ctx, schema.Schema{Name: args[0], Message: *msg, Descriptor: b})
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					return writeJSON(e.stdout, s)
+				}
+				fmt.Fprintf(e.stderr, "Registered schema %s (message %s).\n", s.Name, s.Message)
+				return nil
+			}
+		},
+	}
+}
+
+func schemaList() *command {
+	return &command{
+		path: "schema list", summary: "list the registered schemas",
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			var hf hubFlags
+			hf.register(fs)
+			asJSON := fs.Bool("json", false, "print the schemas as JSON")
+			return func(ctx context.Context, e *env, _ []string) error {
+				c, err := e.client(&hf)
+				if err != nil {
+					return err
+				}
+				list, err := c.Schemas(ctx)
+				if err != nil {
+					return err
+				}
+				if *asJSON {
+					if list == nil {
+						list = []schema.Schema{}
+					}
+					return writeJSON(e.stdout, list)
+				}
+				tw := newTable(e.stdout)
+				fmt.Fprintln(tw, "NAME\tMESSAGE\tREGISTERED")
+				for _, s := range list {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.Message, timeOrDash(s.Created))
+				}
+				return tw.Flush()
+			}
+		},
+	}
+}
+
+func schemaDelete() *command {
+	return &command{
+		path: "schema delete", args: "NAME", nargs: 1, summary: "delete a schema",
+		help: `Messages of that proto-type are no longer decoded (conditions on their body
+are false). An unknown schema exits with code 3.`,
+		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+			var hf hubFlags
+			hf.register(fs)
+			return func(ctx context.Context, e *env, args []string) error {
+				c, err := e.client(&hf)
+				if err != nil {
+					return err
+				}
+				if err := c.DeleteSchema(ctx, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "Deleted schema %s.\n", args[0])
+				return nil
+			}
+		},
+	}
+}
