@@ -1,0 +1,89 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ferry-iot/ferry/internal/hubtest"
+	"github.com/ferry-iot/ferry/internal/protocol"
+	"github.com/ferry-iot/ferry/internal/provision"
+)
+
+// BenchmarkDPSRegistrations registers b.N distinct devices of one
+// symmetric-key enrollment group through the hub's DPS endpoint over
+// MQTT/TLS (a new TLS connection per registration: CONNECT, SUBSCRIBE,
+// register, poll), from 64 concurrent clients in this process, and reports
+// registrations per second. Bounded: b.N registrations, each within 30 s.
+//
+//	go test ./device/internal/transport -run '^$' -bench DPSRegistrations -benchtime 5000x
+func BenchmarkDPSRegistrations(b *testing.B) {
+	const workers = 64
+	h := hubtest.Start(b)
+	ctx := context.Background()
+	info, err := h.Client.DPSInfo(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	gk := benchGroupKey(b, h)
+	host, tlsCfg := h.DeviceHost(), h.TLSConfig()
+	run := time.Now().UnixNano()
+	var next, failed atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				reg := fmt.Sprintf("bench-%x-%d", run, i)
+				key, _ := protocol.DecodeKey(protocol.DeriveDeviceKey(gk, reg))
+				rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				_, err := Register(rctx, DPSConfig{Host: host, IDScope: info.IDScope, RegistrationID: reg, Key: key, TLS: tlsCfg,
+					Payload: []byte(`{"modelId":"dtmi:com:example:Thermostat;1"}`)})
+				cancel()
+				if err != nil {
+					if failed.Add(1) <= 3 {
+						b.Logf("register %s: %v", reg, err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d of %d registrations failed", n, b.N)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "registrations/s")
+}
+
+func benchGroupKey(b *testing.B, h *hubtest.Hub) []byte {
+	b.Helper()
+	g, err := h.Client.EnrollmentGroup(context.Background(), "bench")
+	if err != nil {
+		g2, err2 := h.Client.PutEnrollmentGroup(context.Background(), benchGroup(), false)
+		if err2 != nil {
+			b.Fatal(err2)
+		}
+		g = g2
+	}
+	k, err := protocol.DecodeKey(g.Attestation.SymmetricKey.PrimaryKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return k
+}
+
+func benchGroup() provision.EnrollmentGroup {
+	return provision.EnrollmentGroup{EnrollmentGroupID: "bench"}
+}
