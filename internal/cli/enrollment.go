@@ -55,11 +55,12 @@ func (f *enrollmentFlags) parts() (provision.Attestation, string, *provision.Ini
 func enrollmentGroupNoun() *noun {
 	return &noun{
 		name:    "provision enrollment-group",
-		summary: "manage DPS enrollment groups (symmetric keys): create, list, show, delete",
+		summary: "manage DPS enrollment groups (symmetric keys or X.509 CAs): create, list, show, delete",
 		verbs: []*command{enrollmentGroupCreate(), enrollmentGroupList(), enrollmentGroupShow(),
 			enrollmentDelete("provision enrollment-group delete", "GROUP", "enrollment group")},
 		examples: `  ferry provision enrollment-group create line-3 --tags '{"line":3}'
   ferry provision derive-key line-3 sensor-17     # the key device sensor-17 registers with
+  ferry provision enrollment-group create cameras --x509-ca fleet-root   # X.509: certificates of a verified CA
   ferry provision enrollment-group list
 `,
 	}
@@ -68,26 +69,42 @@ func enrollmentGroupNoun() *noun {
 func enrollmentGroupCreate() *command {
 	return &command{
 		path: "provision enrollment-group create", args: "GROUP", nargs: 1,
-		summary: "create a symmetric-key enrollment group",
+		summary: "create a symmetric-key or X.509 CA enrollment group",
 		help: `A device of the group registers over DPS (MQTT, $dps/registrations/...) with
 the hub's ID scope, a registration id of its choice and a SAS token signed
 with its derived key: base64(HMAC-SHA256(group key, registration id)), which
 'ferry provision derive-key' prints. The hub then creates the device (id =
 registration id) with the derived keys and the group's initial twin.
 
+With --x509-ca, the group attests with X.509 instead: a device registers with a
+client certificate whose chain verifies against that CA (registered and
+verified with 'ferry ca add' and 'ferry ca verify') and whose subject CN is
+its registration id, and no password. The hub creates the device with
+certificateAuthority authentication, so it connects with the same
+certificate.
+
 Example:
   ferry provision enrollment-group create line-3
-  ferry provision enrollment-group create lab --status disabled --json`,
+  ferry provision enrollment-group create lab --status disabled --json
+  ferry provision enrollment-group create cameras --x509-ca fleet-root`,
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			var hf hubFlags
 			hf.register(fs)
 			var ef enrollmentFlags
 			ef.register(fs)
+			ca := fs.String("x509-ca", "", "X.509 attestation: the `NAME` of a registered, verified CA (ferry ca list); --ca is the hub connection's CA file")
 			asJSON := fs.Bool("json", false, "print the group, with its keys, as JSON")
 			return func(ctx context.Context, e *env, args []string) error {
 				a, status, it, err := ef.parts()
 				if err != nil {
 					return err
+				}
+				if *ca != "" {
+					if *ef.primary != "" || *ef.secondary != "" {
+						return usagef("--x509-ca and --primary-key/--secondary-key exclude each other: a group attests with X.509 or with symmetric keys")
+					}
+					a = provision.Attestation{Type: provision.AttestationX509,
+						X509: &provision.X509Attestation{CAReferences: &provision.CAReferences{Primary: *ca}}}
 				}
 				c, err := e.client(&hf)
 				if err != nil {
@@ -120,6 +137,12 @@ func printEnrollment(w io.Writer, kind, id, deviceID, status string, a provision
 		row("Primary key", sk.PrimaryKey)
 		row("Secondary key", sk.SecondaryKey)
 	}
+	if x := a.X509; x != nil && x.CAReferences != nil {
+		row("Attestation", "X.509, certificates of CA "+x.CAReferences.Primary)
+		if x.CAReferences.Secondary != "" {
+			row("Secondary CA", x.CAReferences.Secondary)
+		}
+	}
 	return tw.Flush()
 }
 
@@ -146,9 +169,13 @@ func enrollmentGroupList() *command {
 					return writeJSON(e.stdout, gs)
 				}
 				tw := newTable(e.stdout)
-				fmt.Fprintln(tw, "GROUP\tSTATUS\tCREATED")
+				fmt.Fprintln(tw, "GROUP\tSTATUS\tATTESTATION\tCREATED")
 				for _, g := range gs {
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", g.EnrollmentGroupID, g.ProvisioningStatus, timeOrDash(g.CreatedAt))
+					att := "symmetric key"
+					if x := g.Attestation.X509; x != nil && x.CAReferences != nil {
+						att = "x509 CA " + x.CAReferences.Primary
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.EnrollmentGroupID, g.ProvisioningStatus, att, timeOrDash(g.CreatedAt))
 				}
 				return tw.Flush()
 			}

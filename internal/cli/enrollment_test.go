@@ -56,6 +56,32 @@ func TestE2EEnrollmentCommands(t *testing.T) {
 	ferry(t, h, "provision", "enrollment", "show", "reg-9").expect(t, 0)
 	ferry(t, h, "provision", "enrollment", "delete", "reg-9").expect(t, 0)
 	ferry(t, h, "provision", "enrollment", "show", "reg-9").expect(t, 3)
+	// X.509 CA groups: the CA must be registered and verified.
+	ca := hubtest.NewCA(t, "CLI Fleet Root")
+	ferry(t, h, "provision", "enrollment-group", "create", "cams", "--x509-ca", "fleet").expect(t, 1) // not registered
+	added, err := h.Client.AddCA(t.Context(), "fleet", ca.PEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ferry(t, h, "provision", "enrollment-group", "create", "cams", "--x509-ca", "fleet").expect(t, 1) // not verified yet
+	if _, err := h.Client.VerifyCA(t.Context(), "fleet", ca.Issue(t, added.VerificationCode).PEM); err != nil {
+		t.Fatal(err)
+	}
+	ferry(t, h, "provision", "enrollment-group", "create", "cams", "--x509-ca", "fleet", "--primary-key", groupKey).expect(t, 2)
+	r = ferry(t, h, "provision", "enrollment-group", "create", "cams", "--x509-ca", "fleet", "--json").expect(t, 0)
+	if cg := jsonObject(t, r.stdout); path(cg, "attestation", "type") != "x509" ||
+		path(cg, "attestation", "x509", "caReferences", "primary") != "fleet" || path(cg, "attestation", "symmetricKey") != nil {
+		t.Errorf("enrollment-group create --x509-ca --json:\n%s", r.stdout)
+	}
+	r = ferry(t, h, "provision", "enrollment-group", "list").expect(t, 0)
+	if !strings.Contains(r.stdout, "x509 CA fleet") {
+		t.Errorf("enrollment-group list with an X.509 group:\n%s", r)
+	}
+	r = ferry(t, h, "provision", "enrollment-group", "show", "cams").expect(t, 0)
+	if !strings.Contains(r.stdout, "X.509, certificates of CA fleet") {
+		t.Errorf("enrollment-group show of an X.509 group:\n%s", r)
+	}
+	ferry(t, h, "provision", "derive-key", "cams", "cam-1").expect(t, 1)
 	ferry(t, h, "provision", "enrollment-group", "delete", "lab").expect(t, 0)
 	ferry(t, h, "provision", "enrollment-group", "delete", "lab").expect(t, 3)
 	for _, args := range [][]string{
