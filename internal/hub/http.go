@@ -41,7 +41,9 @@ func (h *Hub) listenHTTP() error {
 		Logger:       h.log.With("component", "api"),
 		Now:          h.cfg.Now,
 	})
-	mux.Handle("/", apiHandler)
+	if err := h.mountConsole(mux, apiHandler); err != nil { // "/" (API and browser redirect) and /console/
+		return fmt.Errorf("hub: console: %w", err)
+	}
 	mux.Handle("/$iothub/websocket", h.broker.WebSocketHandler())
 	mux.Handle("/mqtt", h.broker.WebSocketHandler())
 	mux.Handle("GET /metrics", promhttp.HandlerFor(h.promReg, promhttp.HandlerOpts{}))

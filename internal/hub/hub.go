@@ -24,6 +24,7 @@ import (
 
 	"github.com/ferry-iot/ferry/internal/broker"
 	"github.com/ferry-iot/ferry/internal/c2d"
+	"github.com/ferry-iot/ferry/internal/console"
 	"github.com/ferry-iot/ferry/internal/method"
 	"github.com/ferry-iot/ferry/internal/natsd"
 	"github.com/ferry-iot/ferry/internal/pki"
@@ -65,6 +66,7 @@ type Hub struct {
 	owner           string // owner connection string
 	firstRun        bool
 	promReg         *prometheus.Registry
+	errlog          *console.ErrorLog // the latest error records, for the console's overview
 
 	ready       chan struct{}
 	cancelHTTP  context.CancelFunc // cancels every request's context at shutdown, ending long polls
@@ -78,6 +80,8 @@ type Hub struct {
 func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	cfg.setDefaults()
 	h := &Hub{cfg: cfg, log: cfg.Logger, started: cfg.Now(), ready: make(chan struct{}), promReg: prometheus.NewRegistry()}
+	h.errlog = console.NewErrorLog(50)
+	h.log = slog.New(h.errlog.Handler(cfg.Logger.Handler()))
 	defer func() {
 		if err != nil {
 			_ = h.Shutdown(context.Background())
