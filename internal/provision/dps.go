@@ -228,7 +228,7 @@ type DPSPayload struct {
 // device that exists, sets its credentials (and model id, when given).
 // payload is the register request's "payload" member (may be nil).
 // Registrations of one device id are serialized in this process; a device
-// that another hub node created meanwhile is reprovisioned.
+// that exists (or that another hub node created meanwhile) is reprovisioned.
 func (s *Service) AssignDPS(ctx context.Context, id *DPSIdentity, payload json.RawMessage) (*RegistrationState, error) {
 	p, err := ParseDPSPayload(payload)
 	if err != nil {
@@ -244,40 +244,36 @@ func (s *Service) AssignDPS(ctx context.Context, id *DPSIdentity, payload json.R
 	}
 	st := &RegistrationState{RegistrationID: id.RegistrationID, AssignedHub: s.opt.DeviceHost(), DeviceID: id.DeviceID,
 		Status: "assigned", Substatus: "initialAssignment", CreatedAt: now, UpdatedAt: now}
-	for attempt := 0; ; attempt++ {
-		d, err := s.opt.Registry.Get(ctx, id.DeviceID)
-		switch {
-		case fault.Is(err, fault.NotFound):
-			created, err := s.opt.Registry.Create(ctx, registry.Device{DeviceID: id.DeviceID, ModelID: p.ModelID, Authentication: auth})
-			if fault.Is(err, fault.Conflict) && attempt == 0 {
-				continue // created meanwhile (another hub node): reprovision it
-			}
-			if err != nil {
-				return nil, fmt.Errorf("provision: create device %s: %w", id.DeviceID, err)
-			}
-			st.ETag = created.ETag
-			if it := id.InitialTwin; it != nil && (it.Tags != nil || it.Properties.Desired != nil) {
-				if err := s.opt.Twins.SetInitial(ctx, id.DeviceID, it.Tags, it.Properties.Desired); err != nil {
-					return nil, fmt.Errorf("provision: initial twin of %s: %w", id.DeviceID, err)
-				}
-			}
-		case err != nil:
-			return nil, fmt.Errorf("provision: get device %s: %w", id.DeviceID, err)
-		default:
-			st.Substatus, st.CreatedAt, st.ETag = "reprovisionedToInitialAssignment", d.StatusUpdatedTime, d.ETag
-			if !sameAuth(d.Authentication, auth) || (p.ModelID != "" && p.ModelID != d.ModelID) {
-				d.Authentication = auth
-				if p.ModelID != "" {
-					d.ModelID = p.ModelID
-				}
-				up, err := s.opt.Registry.Update(ctx, *d, "")
-				if err != nil {
-					return nil, fmt.Errorf("provision: update device %s: %w", id.DeviceID, err)
-				}
-				st.ETag = up.ETag
+	// Most registrations are of new devices: create first, and reprovision
+	// the device that exists when the id is taken.
+	created, err := s.opt.Registry.Create(ctx, registry.Device{DeviceID: id.DeviceID, ModelID: p.ModelID, Authentication: auth})
+	switch {
+	case err == nil:
+		st.ETag = created.ETag
+		if it := id.InitialTwin; it != nil && (it.Tags != nil || it.Properties.Desired != nil) {
+			if err := s.opt.Twins.SetInitial(ctx, id.DeviceID, it.Tags, it.Properties.Desired); err != nil {
+				return nil, fmt.Errorf("provision: initial twin of %s: %w", id.DeviceID, err)
 			}
 		}
-		break
+	case fault.Is(err, fault.Conflict):
+		d, err := s.opt.Registry.Get(ctx, id.DeviceID)
+		if err != nil {
+			return nil, fmt.Errorf("provision: get device %s: %w", id.DeviceID, err)
+		}
+		st.Substatus, st.CreatedAt, st.ETag = "reprovisionedToInitialAssignment", d.StatusUpdatedTime, d.ETag
+		if !sameAuth(d.Authentication, auth) || (p.ModelID != "" && p.ModelID != d.ModelID) {
+			d.Authentication = auth
+			if p.ModelID != "" {
+				d.ModelID = p.ModelID
+			}
+			up, err := s.opt.Registry.Update(ctx, *d, "")
+			if err != nil {
+				return nil, fmt.Errorf("provision: update device %s: %w", id.DeviceID, err)
+			}
+			st.ETag = up.ETag
+		}
+	default:
+		return nil, fmt.Errorf("provision: create device %s: %w", id.DeviceID, err)
 	}
 	s.log.Info("device provisioned through DPS", "registration", id.RegistrationID, "device", id.DeviceID,
 		"group", id.GroupID, "substatus", st.Substatus)
