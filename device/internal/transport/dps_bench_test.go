@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -43,7 +44,10 @@ func BenchmarkDPSRegistrations(b *testing.B) {
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
-		go func() {
+		// The loader's goroutines carry the label side=loader, so that a CPU
+		// profile (-cpuprofile) tells the hub's share apart:
+		// go tool pprof -tagignore side=loader ...
+		go pprof.Do(ctx, pprof.Labels("side", "loader"), func(ctx context.Context) {
 			defer wg.Done()
 			for {
 				i := next.Add(1)
@@ -62,7 +66,7 @@ func BenchmarkDPSRegistrations(b *testing.B) {
 					}
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
