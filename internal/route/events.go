@@ -150,6 +150,7 @@ func (s *Service) runEvents(rctx, dctx context.Context) {
 		for _, jm := range msgs {
 			m, src := eventMessage(jm)
 			s.routeOne(p, t, in, m, src)
+			s.cfg.Metrics.examined(src, 1)
 		}
 		if !p.wait() {
 			for _, jm := range msgs {

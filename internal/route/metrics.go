@@ -21,6 +21,7 @@ type Metrics struct {
 	unreadable                            *prometheus.CounterVec // by reason
 	fallback, unrouted                    prometheus.Counter
 	pos                                   prometheus.Gauge
+	bySource                              map[Source]prometheus.Counter // examinedVec's series, looked up once
 
 	mu    sync.Mutex
 	names map[string]bool // guarded by mu: routes with series
@@ -48,6 +49,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		pos: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ferry_route_position_batch",
 			Help: "Ingest batch sequence the router has committed."}),
 		names: map[string]bool{},
+	}
+	m.bySource = map[Source]prometheus.Counter{}
+	for _, s := range []Source{Telemetry, TwinChanges, LifecycleEvents} {
+		m.bySource[s] = m.examinedVec.WithLabelValues(string(s))
 	}
 	reg.MustRegister(m.matched, m.routed, m.failed, m.deadLettered, m.refusedVec, m.retries, m.methodVec,
 		m.examinedVec, m.unreadable, m.fallback, m.unrouted, m.pos)
@@ -117,9 +122,9 @@ func (m *Metrics) webhookRetry(route string) {
 	}
 }
 
-func (m *Metrics) examined(src Source) {
-	if m != nil {
-		m.examinedVec.WithLabelValues(string(src)).Inc()
+func (m *Metrics) examined(src Source, n int) {
+	if m != nil && n > 0 {
+		m.bySource[src].Add(float64(n))
 	}
 }
 

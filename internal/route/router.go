@@ -97,11 +97,13 @@ func (s *Service) runTelemetry(rctx, dctx context.Context, pos stream.Cursor) {
 		}
 		p := s.newPage(dctx)
 		t := s.table.Load()
+		n := 0
 		for i := range msgs {
 			if msgs[i].MessageType == RoutedType {
 				continue
 			}
 			s.routeOne(p, t, in, &msgs[i], Telemetry)
+			n++
 		}
 		if !p.wait() {
 			if dctx.Err() != nil {
@@ -118,6 +120,7 @@ func (s *Service) runTelemetry(rctx, dctx context.Context, pos stream.Cursor) {
 		if err := s.cfg.Reader.Commit(dctx, PositionGroup, positionStream, next); err != nil {
 			s.cfg.Logger.Error("route: commit position", "position", next.String(), "err", err)
 		}
+		s.cfg.Metrics.examined(Telemetry, n)
 		s.cfg.Metrics.position(next)
 		pos = next
 	}
@@ -146,7 +149,6 @@ func (s *Service) routeOne(p *page, t *table, in *input, m *stream.Message, src 
 		s.deliver(p, c, in)
 	}
 	met := s.cfg.Metrics
-	met.examined(src)
 	if in.bodyRead && in.body == nil {
 		met.bodyUnreadable(in.bodyWhy)
 	}
@@ -248,7 +250,10 @@ func (p *page) Acked(_ uint64, err error) {
 func (p *page) wait() bool {
 	p.wg.Wait()
 	if p.nats && p.s.cfg.NATS != nil {
-		if err := p.s.cfg.NATS.FlushWithContext(p.ctx); err != nil {
+		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second) // Flush needs a deadline
+		err := p.s.cfg.NATS.FlushWithContext(ctx)
+		cancel()
+		if err != nil {
 			p.s.cfg.Logger.Error("route: flush NATS publishes", "err", err)
 			return false
 		}

@@ -1,0 +1,210 @@
+package hub_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/ferry-iot/ferry/internal/hubtest"
+	"github.com/ferry-iot/ferry/internal/protocol"
+	"github.com/ferry-iot/ferry/internal/route"
+)
+
+// These runs measure routing for BENCHMARKS.md. They take a while, so they
+// run only with FERRY_BENCH_ROUTE=1:
+//
+//	FERRY_BENCH_ROUTE=1 go test ./internal/hub -run 'TestBenchRouting' -v -count=1
+
+func benchOnly(t *testing.T) {
+	if os.Getenv("FERRY_BENCH_ROUTE") == "" {
+		t.Skip("set FERRY_BENCH_ROUTE=1 to run the routing benchmarks")
+	}
+}
+
+// flood publishes n JSON telemetry messages over conns connections with
+// window messages in flight each, and returns when all are acknowledged.
+func flood(t *testing.T, h *hubtest.Hub, conns []*hubtest.Conn, ids []string, n, window int) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var wg sync.WaitGroup
+	per := n / len(conns)
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slots := make(chan struct{}, window)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for got := 0; got < per; {
+					pk, err := c.Next(30 * time.Second)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if pk.FixedHeader.Type == packets.Puback {
+						got++
+						<-slots
+					}
+				}
+			}()
+			topic := protocol.TelemetryTopic(ids[i], "", protocol.Properties{ContentType: "application/json"})
+			for k := range per {
+				slots <- struct{}{}
+				body := fmt.Appendf(nil, `{"deviceId":%q,"seq":%d,"temperature":%d.5,"humidity":40,"site":"A"}`, ids[i], k, 20+k%30)
+				if _, err := c.PublishAsync(topic, body); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			<-done
+		}()
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+var examinedRE = regexp.MustCompile(`ferry_route_messages_total\{source="telemetry"\} (\d+)`)
+
+func routedCount(t *testing.T, h *hubtest.Hub, hc *http.Client) int {
+	resp, err := hc.Get("https://" + h.HTTPAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := examinedRE.FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
+
+// TestBenchRoutingThroughput compares, in one run, the hub's plain ingest
+// rate (no routes) with the rate at which ten routes with body conditions
+// get through the same load: the time from the first publish until the
+// router has evaluated the last message.
+func TestBenchRoutingThroughput(t *testing.T) {
+	benchOnly(t)
+	const conns, window, n = 8, 100, 200_000
+	run := func(routes bool) (ingest, routed time.Duration) {
+		h := hubtest.Start(t)
+		if routes {
+			for i := range 10 {
+				// One route in ten matches 1/30 of the messages (to a NATS
+				// subject); the rest read the body and do not match.
+				cond := fmt.Sprintf("$body.temperature > %d AND $body.site = 'A'", 100+i)
+				if i == 0 {
+					cond = "$body.temperature >= 49 AND $body.site = 'A'"
+				}
+				addRoute(t, h, route.Route{Name: fmt.Sprintf("r%d", i), Condition: cond,
+					Endpoints: []route.Endpoint{{Kind: route.KindNATS, Name: "bench.hot"}}})
+			}
+		}
+		var cs []*hubtest.Conn
+		var ids []string
+		for i := range conns {
+			d := h.CreateDevice(t, fmt.Sprintf("bench-%d", i))
+			cs = append(cs, connect(t, h, d, 4))
+			ids = append(ids, d.ID)
+		}
+		start := time.Now()
+		ingest = flood(t, h, cs, ids, n, window)
+		if !routes {
+			return ingest, 0
+		}
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: h.TLSConfig()}}
+		defer hc.CloseIdleConnections()
+		for routedCount(t, h, hc) < n {
+			time.Sleep(20 * time.Millisecond)
+		}
+		return ingest, time.Since(start)
+	}
+	plain, _ := run(false)
+	ingest, routed := run(true)
+	plainRate := float64(n) / plain.Seconds()
+	routedRate := float64(n) / routed.Seconds()
+	t.Logf("plain ingest: %d msgs in %s = %.0f msgs/s", n, plain.Round(time.Millisecond), plainRate)
+	t.Logf("with 10 routes: ingest %s (%.0f msgs/s), all routed after %s = %.0f msgs/s routed, %.2fx plain ingest",
+		ingest.Round(time.Millisecond), float64(n)/ingest.Seconds(), routed.Round(time.Millisecond), routedRate, routedRate/plainRate)
+	if routedRate < 0.8*plainRate {
+		t.Errorf("routing %.0f msgs/s is below 0.8x the plain ingest rate %.0f", routedRate, plainRate)
+	}
+}
+
+// TestBenchParcelLatency measures device→device parcel latency: from the
+// agent's publish to the monitor's direct-method handler, through the
+// store and the router, paced at 100 parcels/s.
+func TestBenchParcelLatency(t *testing.T) {
+	benchOnly(t)
+	h := hubtest.Start(t)
+	agent, monitor := h.CreateDevice(t, "agent"), h.CreateDevice(t, "monitor")
+	mc := connect(t, h, monitor, 4)
+	defer mc.Disconnect()
+	calls := serveMethods(t, mc)
+	ac := connect(t, h, agent, 4)
+	defer ac.Disconnect()
+	addRoute(t, h, route.Route{Name: "parcels", Condition: "proto-type = 'pb_AlarmStatus'",
+		Endpoints: []route.Endpoint{{Kind: route.KindMethod, Name: "ProcessMessage", TargetFrom: "to"}},
+		Allow:     route.Allow{Targets: []string{"monitor"}}})
+	const n = 2000
+	props := protocol.Properties{To: "monitor", ContentType: "application/x-protobuf",
+		App: []protocol.Property{{Key: "proto-type", Value: "pb_AlarmStatus"}}}
+	topic := protocol.TelemetryTopic(agent.ID, "", props)
+	sent := make([]time.Time, n)
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for i := range n {
+			<-tick.C
+			sent[i] = time.Now()
+			body := alarmStatus(i%2 == 0, strconv.Itoa(i))
+			if _, err := ac.PublishAsync(topic, body); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	go func() { // drain the agent's PUBACKs
+		for {
+			if _, err := ac.Next(time.Minute); err != nil {
+				return
+			}
+		}
+	}()
+	lat := make([]time.Duration, 0, n)
+	for range n {
+		c := expectCall(t, calls, 30*time.Second)
+		lat = append(lat, c.at.Sub(sent[seqOf(c.payload)]))
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	p := func(q float64) time.Duration { return lat[int(q*float64(len(lat)-1))] }
+	t.Logf("parcel latency over %d parcels: p50 %s p90 %s p99 %s max %s", n, p(0.5), p(0.9), p(0.99), lat[len(lat)-1])
+	if p(0.99) > 10*time.Millisecond {
+		t.Errorf("p99 %s exceeds 10ms", p(0.99))
+	}
+}
+
+// seqOf reads the sequence number alarmStatus put in time_utc.
+func seqOf(b []byte) int {
+	// field 2 (time_utc) follows an optional field 1 (2 bytes).
+	if len(b) > 0 && b[0] == 0x08 {
+		b = b[2:]
+	}
+	if len(b) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(string(b[2 : 2+int(b[1])]))
+	return n
+}
+
