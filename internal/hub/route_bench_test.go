@@ -207,4 +207,3 @@ func seqOf(b []byte) int {
 	n, _ := strconv.Atoi(string(b[2 : 2+int(b[1])]))
 	return n
 }
-
