@@ -263,3 +263,18 @@ func TestDPSConcurrentSameRegistration(t *testing.T) {
 		t.Errorf("%d devices, want 1", len(list))
 	}
 }
+
+// TestDPSOverWebSocket registers through the hub's HTTPS listener
+// (/$iothub/websocket), as a device behind a proxy that lets only 443 out.
+func TestDPSOverWebSocket(t *testing.T) {
+	h := hubtest.Start(t)
+	key := derived(t, groupKey(t, h, "ws"), "ws-1")
+	d := newDialer(h.HTTPAddr().String())
+	a, err := register(t, h, DPSConfig{IDScope: dpsScope(t, h), RegistrationID: "ws-1", Key: key, WebSocket: true, Dial: d.dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.DeviceID != "ws-1" || a.AssignedHub != h.DeviceHost() {
+		t.Fatalf("assignment %+v", a)
+	}
+}
