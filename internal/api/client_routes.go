@@ -102,6 +102,14 @@ func (c *Client) Schemas(ctx context.Context) ([]schema.Schema, error) {
 	return out, err
 }
 
+// SchemaSet lists the registered schemas with their descriptor sets, for
+// decoding messages on the client (ferry monitor).
+func (c *Client) SchemaSet(ctx context.Context) ([]schema.Schema, error) {
+	var out []schema.Schema
+	err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/schemas", query: url.Values{"descriptors": {"true"}}, out: &out})
+	return out, err
+}
+
 // DeleteSchema removes a schema.
 func (c *Client) DeleteSchema(ctx context.Context, name string) error {
 	return c.do(ctx, request{method: http.MethodDelete, path: "/api/v1/schemas/" + url.PathEscape(name)})

@@ -167,7 +167,12 @@ func (h *Handler) putFallback(rs Routes, w http.ResponseWriter, r *http.Request)
 	return writeJSON(w, http.StatusOK, in)
 }
 
-func (h *Handler) listSchemas(ss Schemas, w http.ResponseWriter, _ *http.Request) error {
+func (h *Handler) listSchemas(ss Schemas, w http.ResponseWriter, r *http.Request) error {
+	if r.URL.Query().Get("descriptors") == "true" {
+		if sd, ok := ss.(interface{ ListWithDescriptors() []schema.Schema }); ok {
+			return writeJSON(w, http.StatusOK, sd.ListWithDescriptors())
+		}
+	}
 	return writeJSON(w, http.StatusOK, ss.List())
 }
 

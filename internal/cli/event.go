@@ -104,6 +104,9 @@ func marshalNoEscape(v any) json.RawMessage {
 // JSON object per line (--json, for scripts).
 type eventWriter struct {
 	enc *json.Encoder
+	// decode, when set, renders a body the writer cannot read by itself
+	// (a protobuf body with a registered schema); nil means no rendering.
+	decode func(m *api.Message) json.RawMessage
 }
 
 func newEventWriter(w io.Writer, pretty bool) *eventWriter {
@@ -117,5 +120,11 @@ func newEventWriter(w io.Writer, pretty bool) *eventWriter {
 
 // write prints the event of m.
 func (w *eventWriter) write(m *api.Message) error {
-	return w.enc.Encode(newEvent(m))
+	ev := newEvent(m)
+	if w.decode != nil {
+		if js := w.decode(m); js != nil {
+			ev.Event.Payload = js
+		}
+	}
+	return w.enc.Encode(ev)
 }

@@ -121,6 +121,7 @@ func (e *env) monitor(ctx context.Context, c *api.Client, o monitorOptions) erro
 		fmt.Fprintln(e.stderr, "Starting event monitor, use ctrl-c to stop...")
 	}
 	out := newEventWriter(e.stdout, !o.asJSON)
+	out.decode = protobufBodies(ctx, c) // see schema.go
 	printed, failures := 0, 0
 	for ctx.Err() == nil {
 		r.q.Limit = maxPageSize

@@ -2,10 +2,18 @@ package cli_test
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/ferry-iot/ferry/internal/hubtest"
+	"github.com/ferry-iot/ferry/internal/protocol"
 	"github.com/ferry-iot/ferry/internal/route"
 )
 
@@ -72,4 +80,55 @@ func TestE2ERouteCommands(t *testing.T) {
 		t.Fatalf("schema list: %s", r)
 	}
 	ferry(t, h, "schema", "delete", "x").expect(t, 3)
+}
+
+// TestE2EMonitorProtobuf shows a protobuf body decoded once its schema is
+// registered, and as stored before.
+func TestE2EMonitorProtobuf(t *testing.T) {
+	t.Parallel()
+	h := hubtest.Start(t)
+	dev := h.CreateDevice(t, "agent")
+	c, code, err := hubtest.Dial(h.MQTTAddr("tls").String(), h.TLSConfig(), hubtest.ConnectOptions{
+		ClientID: dev.ID, Username: dev.Username(), Password: dev.Token(time.Hour)})
+	if err != nil || code != 0 {
+		t.Fatal(code, err)
+	}
+	defer c.Disconnect()
+	body := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 1)
+	topic := protocol.TelemetryTopic(dev.ID, "", protocol.Properties{ContentType: "application/x-protobuf",
+		App: []protocol.Property{{Key: "proto-type", Value: "pb_AlarmStatus"}}})
+	if code, err := c.Publish(topic, body, 1, false); err != nil || code != 0 {
+		t.Fatal(code, err)
+	}
+	r := ferry(t, h, "monitor", "--from", "beginning", "--max", "1", "--json").expect(t, 0)
+	if strings.Contains(r.stdout, "alarm_active") || !strings.Contains(r.stdout, `"payload":"\b\u0001"`) {
+		t.Fatalf("before the schema: %s", r)
+	}
+	desc := filepath.Join(t.TempDir(), "alarm.pb")
+	os.WriteFile(desc, alarmSet(t), 0o600)
+	ferry(t, h, "schema", "add", "pb_AlarmStatus", "--descriptor-set", desc).expect(t, 0)
+	if r = ferry(t, h, "schema", "list").expect(t, 0); !strings.Contains(r.stdout, "pb_AlarmStatus") {
+		t.Fatalf("schema list: %s", r)
+	}
+	r = ferry(t, h, "monitor", "--from", "beginning", "--max", "1", "--json").expect(t, 0)
+	if !strings.Contains(r.stdout, `"payload":{"alarm_active":true,"date_utc":"","time_utc":""}`) {
+		t.Fatalf("after the schema: %s", r)
+	}
+}
+
+func alarmSet(t *testing.T) []byte {
+	str, boolean := descriptorpb.FieldDescriptorProto_TYPE_STRING, descriptorpb.FieldDescriptorProto_TYPE_BOOL
+	fds := &descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{{
+		Name: proto.String("a.proto"), Syntax: proto.String("proto3"),
+		MessageType: []*descriptorpb.DescriptorProto{{Name: proto.String("pb_AlarmStatus"), Field: []*descriptorpb.FieldDescriptorProto{
+			{Name: proto.String("alarm_active"), Number: proto.Int32(1), Type: &boolean},
+			{Name: proto.String("time_utc"), Number: proto.Int32(2), Type: &str},
+			{Name: proto.String("date_utc"), Number: proto.Int32(3), Type: &str},
+		}}},
+	}}}
+	b, err := proto.Marshal(fds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

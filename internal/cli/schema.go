@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
+	"github.com/ferry-iot/ferry/internal/api"
 	"github.com/ferry-iot/ferry/internal/schema"
 )
 
@@ -122,5 +125,33 @@ are false). An unknown schema exits with code 3.`,
 				return nil
 			}
 		},
+	}
+}
+
+// protobufBodies returns monitor's renderer for protobuf bodies: a message
+// with content type application/x-protobuf and a proto-type property the
+// hub has a schema for is shown decoded. It returns nil (no rendering) when
+// the hub has no schemas or cannot list them.
+func protobufBodies(ctx context.Context, c *api.Client) func(*api.Message) json.RawMessage {
+	list, err := c.SchemaSet(ctx)
+	if err != nil || len(list) == 0 {
+		return nil
+	}
+	dec := schema.NewDecoder(list)
+	return func(m *api.Message) json.RawMessage {
+		ct := strings.ToLower(m.SystemProperties.ContentType)
+		typ := m.Properties["proto-type"]
+		if typ == "" || !strings.HasPrefix(ct, "application/x-protobuf") && !strings.HasPrefix(ct, "application/protobuf") {
+			return nil
+		}
+		js, err := dec.DecodeJSON(typ, decoded(m))
+		if err != nil {
+			return nil
+		}
+		var v any
+		if json.Unmarshal(js, &v) != nil {
+			return nil
+		}
+		return marshalNoEscape(v) // protojson's spacing is deliberately unstable
 	}
 }

@@ -152,15 +152,37 @@ func (r *Registry) Add(ctx context.Context, s Schema) (*Schema, error) {
 
 // List returns the registered schemas by name, without their descriptors.
 func (r *Registry) List() []Schema {
+	out := r.ListWithDescriptors()
+	for i := range out {
+		out[i].Descriptor = nil
+	}
+	return out
+}
+
+// ListWithDescriptors returns the registered schemas by name.
+func (r *Registry) ListWithDescriptors() []Schema {
 	m := *r.types.Load()
 	out := make([]Schema, 0, len(m))
 	for _, s := range m {
-		c := s.Schema
-		c.Descriptor = nil
-		out = append(out, c)
+		out = append(out, s.Schema)
 	}
 	sortByName(out)
 	return out
+}
+
+// NewDecoder returns a Registry that only decodes, holding list in memory
+// (ferry monitor builds one from the hub's schemas).
+func NewDecoder(list []Schema) *Registry {
+	m := make(map[string]compiledSchema, len(list))
+	for _, s := range list {
+		if md, full, err := compile(s.Descriptor, s.Name, s.Message); err == nil {
+			s.Message = full
+			m[s.Name] = compiledSchema{Schema: s, md: md}
+		}
+	}
+	r := &Registry{now: time.Now}
+	r.types.Store(&m)
+	return r
 }
 
 // Delete removes a schema.
