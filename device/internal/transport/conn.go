@@ -26,6 +26,11 @@ type conn struct {
 	wmu  sync.Mutex
 	slot chan struct{} // window semaphore: a token per unacknowledged publish
 
+	bmu       sync.Mutex    // guards the write-behind queue (writebehind.go)
+	pend      []byte        // encoded publishes waiting for the flusher; guarded by bmu
+	flushIdle chan struct{} // non-nil while a flusher runs, closed when it exits; guarded by bmu
+	wclosed   bool          // the connection is ending: no more write-behind; guarded by bmu
+
 	mu       sync.Mutex
 	inflight map[uint16]func(error)
 	nextID   uint16

@@ -152,9 +152,10 @@ func (c *conn) drain(ctx context.Context, timeout time.Duration) {
 }
 
 // shutdown ends the connection: DISCONNECT when still healthy, close, wait
-// for both goroutines, then fail what is still in flight with failErr.
+// for its goroutines, then fail what is still in flight with failErr.
 func (c *conn) shutdown(failErr error) {
 	c.stopAccepting()
+	c.stopWriteBehind() // nothing queued goes out after the DISCONNECT
 	select {
 	case <-c.dead:
 	default:
@@ -164,6 +165,7 @@ func (c *conn) shutdown(failErr error) {
 	}
 	<-c.readDone
 	<-c.pingDone
+	c.waitFlusher()
 	c.mu.Lock()
 	pending := c.inflight
 	c.inflight = map[uint16]func(error){}

@@ -39,7 +39,7 @@ func (t *Transport) Publish(ctx context.Context, topic string, payload []byte, d
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
 		TopicName:   topic, Payload: payload, PacketID: id,
 	}
-	if err := c.write(pk); err != nil {
+	if err := c.writeBehind(pk); err != nil {
 		c.fail(fmt.Errorf("transport: write: %w", err))
 		// Whoever removes the entry completes it: if shutdown already took
 		// it, done is (or will be) called with the error there.
