@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -213,7 +214,16 @@ func TestC2DDispositions(t *testing.T) {
 	e.cfg.MaxC2DDeliveries = 3
 	device.SetC2DRetry(&e.cfg, 50*time.Millisecond)
 	var log c2dLog
+	var client atomic.Pointer[device.Client]
 	e.cfg.OnC2D = func(ctx context.Context, m device.C2DMessage) device.Disposition {
+		// The hub sends one message at a time: hold the first one until
+		// all five are in the inbox, so "behind the next ones" means the
+		// same thing however fast the hub is.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if c := client.Load(); c != nil && c.PendingC2D() >= 5 || len(log.ids()) > 0 {
+				break
+			}
+		}
 		log.add(m)
 		switch {
 		case m.ID == "reject":
@@ -228,6 +238,7 @@ func TestC2DDispositions(t *testing.T) {
 		return device.Complete
 	}
 	c := e.start(t)
+	client.Store(c)
 	for _, id := range []string{"abandon", "reject", "flaky", "panic", "last"} {
 		e.sendC2D(t, id, id)
 	}

@@ -114,8 +114,14 @@ func TestCrashKeepsTwinAndInbox(t *testing.T) {
 	}
 	c := e.start(t)
 	log.waitIDs(t, "crash-1/2")
-	if n := c.PendingReported(); n != 1 {
-		t.Fatalf("PendingReported after the crash = %d, want 1", n)
+	// The child was online: the hub may have acknowledged the patch before
+	// the kill. Either it is still stored, or the hub already has it.
+	switch n := c.PendingReported(); n {
+	case 1:
+	case 0:
+		t.Log("the patch reached the hub before the kill")
+	default:
+		t.Fatalf("PendingReported after the crash = %d, want 1 (or 0 if it was sent)", n)
 	}
 	e.link.up.Store(true)
 	waitReportedSent(t, c)
