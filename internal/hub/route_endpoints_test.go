@@ -394,10 +394,11 @@ func TestRouteAllowListAndLoop(t *testing.T) {
 			publish(t, c, self, pk.Payload, protocol.Properties{To: peer, App: app})
 		}
 	}
+	// Ping before the forwarders read: a reader would take the PUBACK.
+	publish(t, ca, a.ID, []byte(`"ping"`), protocol.Properties{To: "dev-b"})
 	wg.Add(2)
 	go forward(ca, a.ID, b.ID)
 	go forward(cb, b.ID, a.ID)
-	publish(t, ca, a.ID, []byte(`"ping"`), protocol.Properties{To: "dev-b"})
 	wg.Wait()
 	if n := forwarded.Load(); n != 8 {
 		t.Fatalf("the loop went %d hops, want 8 (MaxHops)", n)

@@ -77,7 +77,7 @@ func (c *Condition) compile(e query.Expr) (node, error) {
 
 // field resolves a field reference.
 func (c *Condition) field(f query.Field) (accessor, error) {
-	a := accessor{root: f.Root, path: f.Path}
+	a := accessor{root: f.Root, path: f.Path, slot: -1}
 	switch f.Root {
 	case query.MsgSystem:
 		p, ok := lookupSystem(f.Path[0])
@@ -90,8 +90,10 @@ func (c *Condition) field(f query.Field) (accessor, error) {
 		a.name = f.Path[0]
 	case query.MsgBody:
 		c.body = true
+		a.slot = slotOf(f.Root, f.Path)
 	case query.TwinTags, query.TwinDesired, query.TwinReported:
 		c.twin = true
+		a.slot = slotOf(f.Root, f.Path)
 	default:
 		return a, fault.Invalidf("condition: line %d, column %d: %s is not a message field", f.Pos.Line, f.Pos.Col, f)
 	}

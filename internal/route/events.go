@@ -152,7 +152,7 @@ func (s *Service) runEvents(rctx, dctx context.Context) {
 			s.routeOne(p, t, in, m, src)
 			s.cfg.Metrics.examined(src, 1)
 		}
-		if !p.wait() {
+		if p.ok = p.wait(); !p.ok {
 			for _, jm := range msgs {
 				_ = jm.Nak()
 			}

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferry-iot/ferry/internal/query"
@@ -53,11 +55,23 @@ type input struct {
 
 	twinDone                bool
 	tags, desired, reported []byte
+
+	// A memo of body and twin field values for this message, shared by
+	// all routes: ten routes on $body.temperature look it up once. An
+	// entry is current when its generation is gen.
+	gen     uint32
+	memo    []val
+	memoGen []uint32
 }
 
 // reset prepares in for m.
 func (in *input) reset(m *stream.Message, src Source) {
-	*in = input{m: m, source: src, dec: in.dec, twins: in.twins, ctx: in.ctx}
+	*in = input{m: m, source: src, dec: in.dec, twins: in.twins, ctx: in.ctx,
+		gen: in.gen + 1, memo: in.memo, memoGen: in.memoGen}
+	if in.gen == 0 { // wrapped: forget every entry
+		clear(in.memoGen)
+		in.gen = 1
+	}
 }
 
 // jsonBody returns the body as JSON, decoding it on first use: JSON as
@@ -164,9 +178,50 @@ type accessor struct {
 	path []string
 	sys  sysProp
 	name string // application property name
+	slot int    // memo slot of a body or twin field; -1 for none
 }
 
 func (a *accessor) get(in *input) val {
+	if a.slot < 0 || a.root == query.MsgSystem || a.root == query.MsgApp {
+		return a.read(in)
+	}
+	if a.slot < len(in.memoGen) && in.memoGen[a.slot] == in.gen {
+		return in.memo[a.slot]
+	}
+	v := a.read(in)
+	if a.slot >= len(in.memo) {
+		n := a.slot + 1
+		in.memo = append(in.memo, make([]val, n-len(in.memo))...)
+		in.memoGen = append(in.memoGen, make([]uint32, n-len(in.memoGen))...)
+	}
+	in.memo[a.slot], in.memoGen[a.slot] = v, in.gen
+	return v
+}
+
+// memo slots are numbered per distinct body or twin field, process-wide.
+var slots = struct {
+	sync.Mutex
+	m map[string]int
+}{m: map[string]int{}}
+
+const maxSlots = 1024
+
+func slotOf(root query.Root, path []string) int {
+	key := strconv.Itoa(int(root)) + "\x00" + strings.Join(path, "\x00")
+	slots.Lock()
+	defer slots.Unlock()
+	if n, ok := slots.m[key]; ok {
+		return n
+	}
+	if len(slots.m) >= maxSlots {
+		return -1
+	}
+	n := len(slots.m)
+	slots.m[key] = n
+	return n
+}
+
+func (a *accessor) read(in *input) val {
 	switch a.root {
 	case query.MsgSystem:
 		s := a.sys.get(in)

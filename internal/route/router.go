@@ -77,15 +77,57 @@ func (s *Service) startPosition(ctx context.Context) (stream.Cursor, error) {
 	return c, s.cfg.Reader.Commit(ctx, PositionGroup, positionStream, c)
 }
 
+// maxOpenPages bounds the pages whose deliveries may be in flight at once.
+const maxOpenPages = 8
+
 // runTelemetry reads the ingest store from pos, routes each page and
-// commits the page's end once every delivery was handed off. rctx stops
-// reading; dctx abandons deliveries (their page is then not committed).
+// commits a page's end once every delivery of it and of the pages before
+// it was handed off. Pages are pipelined: while a page's method calls or
+// webhooks are in flight, the next pages are read and routed (at most
+// maxOpenPages open), so one slow endpoint delays commits, not routing.
+// rctx stops reading; dctx abandons deliveries (their pages are then not
+// committed, and are routed again at the next start).
 func (s *Service) runTelemetry(rctx, dctx context.Context, pos stream.Cursor) {
 	in := &input{dec: s.cfg.Schemas, twins: s.cfg.Twins, ctx: dctx}
+	var open []*page // in read order
+	committed := pos
+	settle := func(block bool) (ok bool) {
+		for len(open) > 0 {
+			p := open[0]
+			if !block {
+				select {
+				case <-p.settled:
+				default:
+					return true
+				}
+			}
+			<-p.settled
+			open = open[1:]
+			if !p.ok {
+				for _, q := range open {
+					<-q.settled
+				}
+				open = nil
+				return false
+			}
+			committed = p.next
+			if err := s.cfg.Reader.Commit(dctx, PositionGroup, positionStream, committed); err != nil {
+				s.cfg.Logger.Error("route: commit position", "position", committed.String(), "err", err)
+			}
+			s.cfg.Metrics.examined(Telemetry, p.n)
+			s.cfg.Metrics.position(committed)
+			block = block && len(open) >= maxOpenPages
+		}
+		return true
+	}
 	for rctx.Err() == nil {
-		msgs, next, err := s.cfg.Reader.Read(rctx, stream.Query{After: pos, Limit: s.cfg.PageSize, Wait: 10 * time.Second})
+		wait := 10 * time.Second
+		if len(open) > 0 {
+			wait = 0 // do not sit in Read while pages wait to be committed
+		}
+		msgs, next, err := s.cfg.Reader.Read(rctx, stream.Query{After: pos, Limit: s.cfg.PageSize, Wait: wait})
 		if err != nil && rctx.Err() != nil {
-			return
+			break
 		}
 		if err != nil && !errors.Is(err, stream.ErrCorrupt) {
 			s.cfg.Logger.Error("route: read ingest store", "after", pos.String(), "err", err)
@@ -93,23 +135,9 @@ func (s *Service) runTelemetry(rctx, dctx context.Context, pos stream.Cursor) {
 			continue
 		}
 		if len(msgs) == 0 && next == pos && err == nil {
-			continue
-		}
-		p := s.newPage(dctx)
-		t := s.table.Load()
-		n := 0
-		for i := range msgs {
-			if msgs[i].MessageType == RoutedType {
-				continue
+			if !settle(len(open) > 0) {
+				pos = s.retry(rctx, dctx, committed)
 			}
-			s.routeOne(p, t, in, &msgs[i], Telemetry)
-			n++
-		}
-		if !p.wait() {
-			if dctx.Err() != nil {
-				return
-			}
-			sleep(rctx, time.Second) // a store append failed: route the page again
 			continue
 		}
 		if err != nil {
@@ -117,13 +145,36 @@ func (s *Service) runTelemetry(rctx, dctx context.Context, pos stream.Cursor) {
 			s.cfg.Logger.Error("route: skipping an unreadable batch", "after", next.String(), "err", err)
 			next = stream.Cursor{Seq: next.Seq + 1, Index: math.MaxUint32}
 		}
-		if err := s.cfg.Reader.Commit(dctx, PositionGroup, positionStream, next); err != nil {
-			s.cfg.Logger.Error("route: commit position", "position", next.String(), "err", err)
+		p := s.newPage(dctx)
+		p.next = next
+		t := s.table.Load()
+		for i := range msgs {
+			if msgs[i].MessageType == RoutedType {
+				continue
+			}
+			s.routeOne(p, t, in, &msgs[i], Telemetry)
+			p.n++
 		}
-		s.cfg.Metrics.examined(Telemetry, n)
-		s.cfg.Metrics.position(next)
+		go func() {
+			p.ok = p.wait()
+			close(p.settled)
+		}()
+		open = append(open, p)
 		pos = next
+		if !settle(len(open) >= maxOpenPages) {
+			pos = s.retry(rctx, dctx, committed)
+		}
 	}
+	settle(true) // Close: finish and commit what was routed
+}
+
+// retry returns where to read after a page failed (a store append
+// failed): its start, after a pause. Later pages may be routed twice.
+func (s *Service) retry(rctx, dctx context.Context, committed stream.Cursor) stream.Cursor {
+	if dctx.Err() == nil {
+		sleep(rctx, time.Second)
+	}
+	return committed
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -194,10 +245,15 @@ type page struct {
 	failed bool // guarded by mu: an append failed; the page must be routed again
 	done   chan struct{}
 	nats   bool // a NATS publish needs a flush
+
+	next    stream.Cursor // the store position after the page
+	n       int           // messages routed
+	ok      bool          // set before settled is closed: the page may be committed
+	settled chan struct{} // closed once every delivery of the page was handed off
 }
 
 func (s *Service) newPage(ctx context.Context) *page {
-	return &page{s: s, ctx: ctx, done: make(chan struct{}, 1)}
+	return &page{s: s, ctx: ctx, done: make(chan struct{}, 1), settled: make(chan struct{})}
 }
 
 // async runs fn with a delivery slot, waiting for a free one.
