@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,30 @@ type live struct {
 	tails  map[string]*tailer // guarded by mu
 	closed bool               // guarded by mu
 	wg     sync.WaitGroup
+
+	newestMu sync.Mutex
+	newest   stream.Cursor // guarded by newestMu: the store's newest position...
+	newestAt time.Time     // guarded by newestMu: ...as read at this time
+}
+
+// newestTTL is how long tailers share one reading of the store's newest
+// position (a JetStream API request).
+const newestTTL = 40 * time.Millisecond
+
+// last returns the store's newest position, read at most once per
+// newestTTL for all tailers.
+func (l *live) last(ctx context.Context) (stream.Cursor, error) {
+	l.newestMu.Lock()
+	defer l.newestMu.Unlock()
+	if time.Since(l.newestAt) < newestTTL {
+		return l.newest, nil
+	}
+	c, err := l.tel.Last(ctx)
+	if err != nil {
+		return c, err
+	}
+	l.newest, l.newestAt = c, time.Now()
+	return c, nil
 }
 
 // tailer reads one device's new messages and fans them out.
@@ -91,17 +116,30 @@ func (l *live) close() {
 	l.wg.Wait()
 }
 
+// A tailer reads at most budget stored batches per update, starting from
+// the newest ones when more have arrived. Batches hold every device's
+// messages, so under heavy ingest a tailer shows a sample of the newest
+// messages instead of examining all of them. The budget adapts so one
+// tailer's read takes about readTarget per update: the console's cost stays
+// flat (a few milliseconds per chart per second) whatever the ingest rate.
+const (
+	minBudget  = 1
+	maxBudget  = 1024
+	readTarget = 500 * time.Microsecond
+)
+
 // run tails the device's messages from now on, at most one update per
 // l.rate, until its last subscriber leaves.
 func (l *live) run(ctx context.Context, t *tailer) {
 	defer l.wg.Done()
-	cur, err := l.tel.Last(ctx)
+	cur, err := l.last(ctx)
 	if err != nil && ctx.Err() == nil {
 		l.log.Warn("console: live telemetry: newest position", "device", t.device, "error", err)
 	}
+	budget := uint64(32)
 	for ctx.Err() == nil {
 		began := time.Now()
-		msgs, next, err := l.tel.Read(ctx, stream.Query{DeviceID: t.device, After: cur, Limit: stream.MaxLimit, Wait: 15 * time.Second})
+		next, err := l.tick(ctx, t, cur, budget)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -110,12 +148,40 @@ func (l *live) run(ctx context.Context, t *tailer) {
 			sleep(ctx, time.Second)
 			continue
 		}
-		cur = next
-		if len(msgs) > 0 {
-			l.broadcast(t, encodeUpdate(msgs))
+		took := time.Since(began)
+		switch {
+		case took > readTarget && budget > minBudget:
+			budget /= 2
+		case took < readTarget/4 && budget < maxBudget:
+			budget *= 2
 		}
-		sleep(ctx, l.rate-time.Since(began))
+		cur = next
+		sleep(ctx, l.rate-took)
 	}
+}
+
+// tick reads what was stored after cur (at most budget batches, the
+// newest) and broadcasts the device's messages.
+func (l *live) tick(ctx context.Context, t *tailer, cur stream.Cursor, budget uint64) (stream.Cursor, error) {
+	last, err := l.last(ctx)
+	if err != nil || !cur.Less(last) {
+		return cur, err
+	}
+	from, sampled := cur, false
+	if last.Seq > cur.Seq+budget {
+		from, sampled = stream.Cursor{Seq: last.Seq - budget, Index: math.MaxUint32}, true
+	}
+	msgs, next, err := l.tel.Read(ctx, stream.Query{DeviceID: t.device, After: from, Limit: maxLivePoints})
+	if err != nil {
+		return cur, err
+	}
+	if len(msgs) > 0 {
+		l.broadcast(t, encodeUpdate(msgs, sampled))
+	}
+	if next.Less(from) {
+		next = from
+	}
+	return next, nil
 }
 
 // broadcast hands b to every subscriber without ever waiting: a full
@@ -161,8 +227,9 @@ const maxLivePoints = 200
 
 // update is one live batch for a device page.
 type update struct {
-	Points []point    `json:"points"`
-	Tail   []tailItem `json:"tail"`
+	Points  []point    `json:"points"`
+	Tail    []tailItem `json:"tail"`
+	Sampled bool       `json:"sampled,omitempty"` // older messages were skipped under heavy ingest
 }
 
 // point is one message's numeric fields at its enqueued time (Unix ms).
@@ -185,8 +252,8 @@ type tailItem struct {
 
 const maxTail = 20
 
-func encodeUpdate(msgs []stream.Message) []byte {
-	u := update{Points: samplePoints(pointsOf(msgs), maxLivePoints), Tail: tailOf(msgs, maxTail)}
+func encodeUpdate(msgs []stream.Message, sampled bool) []byte {
+	u := update{Points: samplePoints(pointsOf(msgs), maxLivePoints), Tail: tailOf(msgs, maxTail), Sampled: sampled}
 	b, _ := json.Marshal(u)
 	return b
 }

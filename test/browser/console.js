@@ -107,7 +107,9 @@ async function main() {
     log("device reported the desired value");
     await page.click("#tab-desired");
 
-    // 6b. An etag conflict is shown, not silently overwritten.
+    // 6b. An etag conflict is shown, not silently overwritten: the operator
+    // edits, someone else changes the twin meanwhile, the save is refused.
+    await page.fill("#desired", JSON.stringify({ targetTemperature: 19, mode: "eco" }, null, 2));
     const staleEtag = await page.evaluate(() => document.getElementById("twin-meta").textContent);
     await page.evaluate(async (dev) => {
       const csrf = document.querySelector('meta[name="csrf-token"]').content;
@@ -116,7 +118,6 @@ async function main() {
         body: JSON.stringify({ properties: { desired: { mode: "boost" } } }),
       });
     }, device);
-    await page.fill("#desired", JSON.stringify({ targetTemperature: 19, mode: "eco" }, null, 2));
     await page.click("#twin-save");
     await page.waitForSelector("#twin-error:not([hidden])");
     const conflict = await page.textContent("#twin-error");

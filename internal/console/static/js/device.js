@@ -140,6 +140,8 @@ function startLive() {
   chart.es.onerror = () => { state.textContent = "reconnecting…"; state.classList.remove("on"); };
   chart.es.addEventListener("telemetry", (e) => {
     const u = JSON.parse(e.data);
+    state.textContent = u.sampled ? "live · sampled" : "live";
+    state.title = u.sampled ? "The hub is busy: the chart shows a sample of the newest messages" : "Live updates";
     addPoints(u.points || []);
     renderTail(u.tail || [], false);
     draw();
@@ -167,22 +169,35 @@ function strip(o) {
   return out;
 }
 
-async function loadTwin() {
+// edited tells whether the operator changed an editor since the last load.
+function edited() {
+  return document.getElementById("desired").value !== pretty(twin.desired) ||
+    document.getElementById("tags").value !== pretty(twin.tags);
+}
+
+// loadTwin shows the twin. A refresh (quiet) leaves editors the operator
+// changed alone, and their etag with them, so a save still detects a
+// conflict.
+async function loadTwin(quiet = false) {
   const r = await api("GET", "twins/" + enc);
-  if (!r.ok) { showTwinError(problem(r)); return; }
+  if (!r.ok) { if (!quiet) showTwinError(problem(r)); return; }
   const t = r.data;
+  document.getElementById("reported").textContent = pretty(strip(t.properties && t.properties.reported));
+  if (quiet && edited()) return;
   twin.etag = t.etag;
   twin.desired = strip(t.properties && t.properties.desired);
   twin.tags = t.tags || {};
   document.getElementById("desired").value = pretty(twin.desired);
   document.getElementById("tags").value = pretty(twin.tags);
-  document.getElementById("reported").textContent = pretty(strip(t.properties && t.properties.reported));
   const dv = t.properties && t.properties.desired ? t.properties.desired.$version : "";
   const rv = t.properties && t.properties.reported ? t.properties.reported.$version : "";
   document.getElementById("twin-meta").textContent = "etag " + t.etag + " · desired v" + dv + " · reported v" + rv;
-  twinErr.hidden = true;
-  loadHistory2();
+  if (!quiet) {
+    twinErr.hidden = true;
+    loadHistory2();
+  }
 }
+setInterval(() => { if (!document.hidden) loadTwin(true); }, 3000);
 
 function showTwinError(msg) {
   twinErr.textContent = msg;
@@ -242,7 +257,7 @@ form.addEventListener("submit", async (ev) => {
   toast("Twin saved.");
   await loadTwin();
 });
-document.getElementById("twin-reload").addEventListener("click", loadTwin);
+document.getElementById("twin-reload").addEventListener("click", () => loadTwin());
 
 // Tabs.
 const tabs = [...document.querySelectorAll('[role="tab"]')];
