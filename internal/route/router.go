@@ -121,21 +121,38 @@ func (s *Service) runTelemetry(rctx, dctx context.Context, pos stream.Cursor) {
 		return true
 	}
 	for rctx.Err() == nil {
-		wait := 10 * time.Second
+		// Wait for new messages, or for the oldest open page to settle so
+		// it can be committed, whichever comes first.
+		wctx, stopWait := rctx, func() {}
 		if len(open) > 0 {
-			wait = 0 // do not sit in Read while pages wait to be committed
+			var cancel context.CancelFunc
+			wctx, cancel = context.WithCancel(rctx)
+			head := open[0].settled
+			go func() {
+				select {
+				case <-head:
+					cancel()
+				case <-wctx.Done():
+				}
+			}()
+			stopWait = cancel
 		}
-		msgs, next, err := s.cfg.Reader.Read(rctx, stream.Query{After: pos, Limit: s.cfg.PageSize, Wait: wait})
+		msgs, next, err := s.cfg.Reader.Read(wctx, stream.Query{After: pos, Limit: s.cfg.PageSize, Wait: 10 * time.Second})
+		stopWait()
 		if err != nil && rctx.Err() != nil {
 			break
+		}
+		if err != nil && wctx.Err() != nil {
+			msgs, next, err = nil, pos, nil // the head page settled
 		}
 		if err != nil && !errors.Is(err, stream.ErrCorrupt) {
 			s.cfg.Logger.Error("route: read ingest store", "after", pos.String(), "err", err)
 			sleep(rctx, time.Second)
 			continue
 		}
-		if len(msgs) == 0 && next == pos && err == nil {
-			if !settle(len(open) > 0) {
+		if len(msgs) == 0 && err == nil {
+			pos = next // a range with nothing to route (it is committed with the next page)
+			if !settle(false) {
 				pos = s.retry(rctx, dctx, committed)
 			}
 			continue
