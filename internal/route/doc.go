@@ -34,8 +34,10 @@
 // FERRY_EVENTS), which the router reads with a durable consumer and
 // acknowledges per page in the same way. Publishing is asynchronous and
 // best effort (the code that notices the change never waits for routing);
-// an event in flight when the process dies is lost. Creations are reported
-// for devices made through the REST API.
+// an event in flight when the process dies is lost. Events are published
+// only while an enabled route reads their source, so connects and twin
+// writes cost nothing when no route wants them. Creations are reported for
+// devices made through the REST API.
 //
 // # Fallback
 //

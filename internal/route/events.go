@@ -40,6 +40,9 @@ type Events struct {
 	cons    jetstream.Consumer
 	log     *slog.Logger
 	dropped atomic.Uint64
+	// wanted reports whether an enabled route reads a source; events no
+	// route reads are not published (a connect storm costs nothing).
+	wanted atomic.Pointer[func(Source) bool]
 }
 
 // NewEvents opens (creating) the events stream, which keeps a day of
@@ -89,6 +92,9 @@ func (e *Events) TwinChanged(deviceID, moduleID string, version int64, side stri
 
 func (e *Events) publish(src Source, deviceID, moduleID, op string, at time.Time, body []byte) {
 	if e == nil {
+		return
+	}
+	if w := e.wanted.Load(); w != nil && !(*w)(src) {
 		return
 	}
 	m := &nats.Msg{Subject: eventsSubject + "." + string(src), Data: body, Header: nats.Header{}}

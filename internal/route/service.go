@@ -141,6 +141,17 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := s.reload(ctx); err != nil {
 		return nil, err
 	}
+	if cfg.Events != nil {
+		want := func(src Source) bool {
+			for _, c := range s.table.Load().all {
+				if c.Enabled && c.Source == src {
+					return true
+				}
+			}
+			return false
+		}
+		cfg.Events.wanted.Store(&want)
+	}
 	return s, nil
 }
 
