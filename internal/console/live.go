@@ -122,10 +122,13 @@ func (l *live) close() {
 // messages instead of examining all of them. The budget adapts so one
 // tailer's read takes about readTarget per update: the console's cost stays
 // flat (a few milliseconds per chart per second) whatever the ingest rate.
+// While a tailer samples (the hub is busy), it updates at most every
+// busyRate instead of every live.rate.
 const (
 	minBudget  = 1
 	maxBudget  = 1024
-	readTarget = 500 * time.Microsecond
+	readTarget = 250 * time.Microsecond
+	busyRate   = 250 * time.Millisecond
 )
 
 // run tails the device's messages from now on, at most one update per
@@ -139,7 +142,7 @@ func (l *live) run(ctx context.Context, t *tailer) {
 	budget := uint64(32)
 	for ctx.Err() == nil {
 		began := time.Now()
-		next, err := l.tick(ctx, t, cur, budget)
+		next, sampled, err := l.tick(ctx, t, cur, budget)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -156,16 +159,20 @@ func (l *live) run(ctx context.Context, t *tailer) {
 			budget *= 2
 		}
 		cur = next
-		sleep(ctx, l.rate-took)
+		wait := l.rate
+		if sampled {
+			wait = max(wait, busyRate)
+		}
+		sleep(ctx, wait-took)
 	}
 }
 
 // tick reads what was stored after cur (at most budget batches, the
 // newest) and broadcasts the device's messages.
-func (l *live) tick(ctx context.Context, t *tailer, cur stream.Cursor, budget uint64) (stream.Cursor, error) {
+func (l *live) tick(ctx context.Context, t *tailer, cur stream.Cursor, budget uint64) (stream.Cursor, bool, error) {
 	last, err := l.last(ctx)
 	if err != nil || !cur.Less(last) {
-		return cur, err
+		return cur, false, err
 	}
 	from, sampled := cur, false
 	if last.Seq > cur.Seq+budget {
@@ -173,7 +180,7 @@ func (l *live) tick(ctx context.Context, t *tailer, cur stream.Cursor, budget ui
 	}
 	msgs, next, err := l.tel.Read(ctx, stream.Query{DeviceID: t.device, After: from, Limit: maxLivePoints})
 	if err != nil {
-		return cur, err
+		return cur, false, err
 	}
 	if len(msgs) > 0 {
 		l.broadcast(t, encodeUpdate(msgs, sampled))
@@ -181,7 +188,7 @@ func (l *live) tick(ctx context.Context, t *tailer, cur stream.Cursor, budget ui
 	if next.Less(from) {
 		next = from
 	}
-	return next, nil
+	return next, sampled, nil
 }
 
 // broadcast hands b to every subscriber without ever waiting: a full
