@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/hubtest"
 	"github.com/ferry-iot/ferry/internal/protocol"
 	"github.com/ferry-iot/ferry/internal/provision"
+	"github.com/ferry-iot/ferry/internal/route"
 )
 
 // TestBrowser drives the console in Debian's Chromium with playwright-core
@@ -58,6 +59,11 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	op := initProvisioning(t, h, tok.Secret, "sensor-from-line-1")
+	// A route for the routes page: hot readings to a stream of their own.
+	if _, err := h.Client.CreateRoute(ctx, route.Route{Name: "hot", Condition: "$body.temperature > 30", Enabled: true,
+		Endpoints: []route.Endpoint{{Kind: route.KindStream, Name: "hot"}}}); err != nil {
+		t.Fatal(err)
+	}
 
 	// The real device: connects once the browser has created it.
 	dev := &testDevice{}
@@ -103,6 +109,9 @@ func TestBrowser(t *testing.T) {
 	}
 	if _, err := h.Client.GetDevice(ctx, deviceID+"-prov"); err != nil {
 		t.Errorf("approved device not registered: %v", err)
+	}
+	if rt, err := h.Client.Route(ctx, "hot"); err != nil || rt.Enabled {
+		t.Errorf("route hot after the browser disabled it: %+v %v", rt, err)
 	}
 }
 

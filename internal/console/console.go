@@ -178,6 +178,8 @@ func (c *Console) routes() {
 	m.HandleFunc("GET "+Prefix+"devices", c.withSession(c.devicesPage))
 	m.HandleFunc("GET "+Prefix+"devices/{id}", c.withSession(c.devicePage))
 	m.HandleFunc("GET "+Prefix+"provisioning", c.withSession(c.provisioningPage))
+	m.HandleFunc("GET "+Prefix+"routes", c.withSession(c.routesPage))
+	m.HandleFunc("GET "+Prefix+"streams", c.withSession(c.streamsPage))
 	m.HandleFunc("GET "+Prefix+"data/stats", c.withSession(c.statsStream))
 	m.HandleFunc("GET "+Prefix+"data/presence", c.withSession(c.presence))
 	m.HandleFunc("GET "+Prefix+"data/devices/{id}/telemetry", c.withSession(c.telemetryHistory))

@@ -18,7 +18,7 @@ type pages struct {
 	t map[string]*template.Template
 }
 
-var pageNames = []string{"login", "overview", "devices", "device", "provisioning", "notfound"}
+var pageNames = []string{"login", "overview", "devices", "device", "provisioning", "routes", "streams", "notfound"}
 
 func parsePages() (*pages, error) {
 	p := &pages{t: make(map[string]*template.Template)}
@@ -80,7 +80,7 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, nam
 
 var titles = map[string]string{
 	"login": "Sign in", "overview": "Overview", "devices": "Devices", "device": "Device",
-	"provisioning": "Provisioning", "notfound": "Not found",
+	"provisioning": "Provisioning", "routes": "Routes", "streams": "Streams", "notfound": "Not found",
 }
 
 func (c *Console) notFound(w http.ResponseWriter, r *http.Request) {
@@ -168,4 +168,22 @@ func compactJSON(v any) string {
 		s = s[:117] + "..."
 	}
 	return s
+}
+
+// routesPage and streamsPage are shells: their scripts read the REST API
+// through /console/api/.
+func (c *Console) routesPage(w http.ResponseWriter, r *http.Request) {
+	if !sessionFrom(r.Context()).can(registry.RegistryRead) {
+		c.forbidden(w, r, registry.RegistryRead)
+		return
+	}
+	c.render(w, r, http.StatusOK, "routes", nil)
+}
+
+func (c *Console) streamsPage(w http.ResponseWriter, r *http.Request) {
+	if !sessionFrom(r.Context()).can(registry.ServiceConnect) {
+		c.forbidden(w, r, registry.ServiceConnect)
+		return
+	}
+	c.render(w, r, http.StatusOK, "streams", nil)
 }

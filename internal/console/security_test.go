@@ -23,7 +23,7 @@ func TestNoSessionNoAccess(t *testing.T) {
 	forged := e.browser(t)
 	u, _ := url.Parse(e.srv.URL + "/console/")
 	forged.c.Jar.SetCookies(u, []*http.Cookie{{Name: "ferry_session", Value: "forged-session-id", Path: "/console/"}})
-	pages := []string{"/console/", "/console/devices", "/console/devices/d1", "/console/provisioning", "/console/nowhere"}
+	pages := []string{"/console/", "/console/devices", "/console/devices/d1", "/console/provisioning", "/console/routes", "/console/streams", "/console/nowhere"}
 	data := []string{"/console/data/stats", "/console/data/presence?id=d1", "/console/data/devices/d1/telemetry", "/console/data/devices/d1/live",
 		"/console/api/devices/d1", "/console/api/hub", "/console/api/twins/d1"}
 	for _, b := range []*browser{anon, forged} {
@@ -175,6 +175,12 @@ func TestReadOnlyPolicyCannotWrite(t *testing.T) {
 	}
 	if r, _ := b.get("/console/provisioning"); r.StatusCode != http.StatusForbidden {
 		t.Errorf("provisioning page for registryRead: %s, want 403", r.Status)
+	}
+	if r, _ := b.get("/console/streams"); r.StatusCode != http.StatusForbidden {
+		t.Errorf("streams page for registryRead: %s, want 403", r.Status)
+	}
+	if _, page := b.get("/console/routes"); !strings.Contains(page, `data-write="false"`) {
+		t.Errorf("routes page for registryRead offers writes")
 	}
 	for _, w := range []struct{ method, path, body string }{
 		{"PUT", "devices/d2", `{"deviceId":"d2"}`},

@@ -156,6 +156,28 @@ async function main() {
     await row.waitFor({ state: "detached" });
     log("provisioning approved", { code });
 
+    // 9b. Routes: test a sample message, then switch the route off.
+    await page.click("nav >> text=Routes");
+    await page.waitForURL(/\/console\/routes$/);
+    await page.waitForSelector("#routes button[data-route=hot]");
+    await page.fill("#test-form textarea[name=body]", '{"temperature": 31.5}');
+    await page.click("#test-form button[type=submit]");
+    await page.waitForSelector("#verdicts li .status-ok");
+    log("route test matched", { verdict: await page.textContent("#verdicts li") });
+    await shot(page, "09-routes");
+    await page.click("#routes button[data-route=hot]");
+    await page.waitForSelector("#routes .badge.disabled");
+    log("route disabled");
+
+    // 9c. Streams: the default stream, tailed live.
+    await page.click("nav >> text=Streams");
+    await page.waitForURL(/\/console\/streams$/);
+    await page.click("#streams button[data-stream=default]");
+    await page.waitForSelector("#tail li .body", { timeout: 15000 });
+    log("stream tailed");
+    await shot(page, "10-streams");
+    await page.click("#tail-stop");
+
     // 10. Dark scheme screenshots of the device page.
     const dark = await browser.newContext({ ignoreHTTPSErrors: true, colorScheme: "dark", viewport: { width: 1360, height: 900 } });
     await dark.addCookies(await ctx.cookies());
