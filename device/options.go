@@ -31,6 +31,11 @@ type Config struct {
 	// DPS gets the credentials from a Device Provisioning Service; see
 	// [DPS].
 	DPS *DPS
+	// ModelID is the IoT Plug and Play model the device implements, such as
+	// "dtmi:com:example:Thermostat;1": the hub shows it in the twin and can
+	// check telemetry, properties and commands against the model. It is
+	// announced on every connection.
+	ModelID string
 	// StorePath is the local store file. Every enqueued message stays in it
 	// until the hub acknowledges it, across restarts and crashes. Its
 	// directory must exist; one process at a time may use it.
@@ -183,7 +188,7 @@ func (c *Config) transportConfig(onStatus func(transport.Status, error)) (transp
 		}
 	}
 	tc := transport.Config{
-		Host: cs.HostName, DeviceID: cs.DeviceID, ModuleID: cs.ModuleID, Key: key,
+		Host: cs.HostName, DeviceID: cs.DeviceID, ModuleID: cs.ModuleID, ModelID: c.ModelID, Key: key,
 		InsecureTCP: c.InsecureTCP, WebSocket: c.WebSocket, Window: c.Window, Backoff: c.backoff,
 		OnStatus: onStatus, Logger: c.Logger, Dial: c.dial,
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/ferry-iot/ferry/internal/protocol"
@@ -18,6 +19,9 @@ type Config struct {
 	// dialed, and it is the host of the MQTT username and the token's resource.
 	Host               string
 	DeviceID, ModuleID string
+	// ModelID is the IoT Plug and Play model the device implements
+	// (dtmi:...;1), announced in the username as "model-id".
+	ModelID string
 	// Key is the device's (or module's) symmetric key, decoded, that signs
 	// the SAS tokens. Without a Key the device authenticates with the client
 	// certificate in TLS.Certificates (X.509) and sends no password.
@@ -158,7 +162,12 @@ func (c *Config) clientID() string {
 }
 
 func (c *Config) username() string {
-	return c.Host + "/" + c.clientID() + "/?api-version=2021-04-12"
+	u := c.Host + "/" + c.clientID() + "/?api-version=2021-04-12"
+	if c.ModelID != "" {
+		// Percent-encoded, as Azure's Python SDK sends it; hubs decode both.
+		u += "&model-id=" + url.QueryEscape(c.ModelID)
+	}
+	return u
 }
 
 // token signs a SAS token expiring TokenTTL from now and returns it with its
