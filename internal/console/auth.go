@@ -129,12 +129,19 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.renderLogin(w, r, http.StatusForbidden, "The sign-in form expired. Please try again.")
 		return
 	}
+	addr := clientAddr(r)
+	if c.throttle.blocked(addr) {
+		c.renderLogin(w, r, http.StatusTooManyRequests, "Too many failed sign-ins from your address: wait a minute.")
+		return
+	}
 	s, notAfter, msg := c.authenticate(r)
 	if s == nil {
+		c.throttle.failed(addr)
 		c.cfg.Logger.Info("console sign-in refused", "remote", r.RemoteAddr, "reason", msg)
 		c.renderLogin(w, r, http.StatusUnauthorized, msg)
 		return
 	}
+	c.throttle.succeeded(addr)
 	s = c.sessions.create(s, notAfter)
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.id, Path: Prefix,
 		Expires: s.expires, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})

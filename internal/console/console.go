@@ -135,6 +135,7 @@ type Console struct {
 	cfg      Config
 	mux      *http.ServeMux
 	sessions *sessions
+	throttle *throttle
 	pages    *pages
 	live     *live
 	static   http.Handler
@@ -157,6 +158,7 @@ func New(cfg Config) (*Console, error) {
 		cfg:      cfg,
 		mux:      http.NewServeMux(),
 		sessions: newSessions(cfg.Now, cfg.SessionTTL, cfg.MaxSessions),
+		throttle: newThrottle(cfg.Now),
 		pages:    p,
 		static:   http.StripPrefix(Prefix+"static/", staticHandler(http.FS(sub))),
 	}

@@ -296,3 +296,22 @@ func csrfField(t *testing.T, page string) string {
 	rest := page[i+len(`name="csrf" value="`):]
 	return rest[:strings.IndexByte(rest, '"')]
 }
+
+// Wrong credentials from one address are refused for a minute after ten,
+// even the right one; other addresses and later tries are not affected.
+func TestSignInThrottle(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser(t)
+	for i := range 10 {
+		if r := b.signIn(url.Values{"policy": {"iothubowner"}, "key": {e.keys["service"]}}); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong key %d: %s", i, r.Status)
+		}
+	}
+	if r := b.signIn(url.Values{"policy": {"iothubowner"}, "key": {e.keys["iothubowner"]}}); r.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("right key after ten wrong ones: %s, want 429", r.Status)
+	}
+	e.clock.Add(61 * time.Second)
+	if r := b.signIn(url.Values{"policy": {"iothubowner"}, "key": {e.keys["iothubowner"]}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("right key a minute later: %s", r.Status)
+	}
+}

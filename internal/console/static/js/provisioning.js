@@ -1,5 +1,5 @@
 // Provisioning: approve or reject pending requests; create and revoke tokens.
-import { api, problem, toast } from "./app.js";
+import { api, problem, toast, el } from "./app.js";
 
 document.querySelectorAll("form.op-form").forEach((f) => {
   f.addEventListener("submit", async (ev) => {
@@ -43,3 +43,23 @@ document.getElementById("tokens").addEventListener("click", async (ev) => {
   toast("Revoked " + name + ".");
   setTimeout(() => location.reload(), 400);
 });
+
+// DPS enrollments, read-only.
+(async () => {
+  const tbody = document.querySelector("#enrollments tbody");
+  const [g, i] = await Promise.all([api("GET", "provisioning/enrollmentGroups"), api("GET", "provisioning/enrollments")]);
+  tbody.replaceChildren();
+  if (!g.ok || !i.ok) { tbody.append(el("tr", { class: "empty" }, el("td", { colspan: "5" }, problem(g.ok ? i : g)))); return; }
+  const rows = [
+    ...(g.data || []).map((x) => ["group", x.enrollmentGroupId, x]),
+    ...(i.data || []).map((x) => ["individual", x.registrationId + (x.deviceId && x.deviceId !== x.registrationId ? " → " + x.deviceId : ""), x]),
+  ];
+  if (!rows.length) tbody.append(el("tr", { class: "empty" }, el("td", { colspan: "5" }, "No enrollments.")));
+  for (const [kind, id, x] of rows) {
+    const st = x.provisioningStatus || "enabled";
+    tbody.append(el("tr", {}, el("td", {}, kind), el("td", { class: "mono" }, id),
+      el("td", { class: "small" }, (x.attestation && x.attestation.type) || ""),
+      el("td", {}, el("span", { class: "badge " + (st === "enabled" ? "enabled" : "disabled") }, st)),
+      el("td", { class: "small" }, x.lastUpdatedDateTimeUtc ? new Date(x.lastUpdatedDateTimeUtc).toLocaleString() : "")));
+  }
+})();
