@@ -75,6 +75,14 @@ async function main() {
     await page.waitForSelector("#conn-state.on", { timeout: 30000 });
     log("device connected");
 
+    // 3b. Copy the device's connection string.
+    await ctx.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+    await page.click("#copy-conn");
+    await page.waitForSelector("#toast:not([hidden])");
+    const cs = await page.evaluate(() => navigator.clipboard.readText());
+    if (!cs.includes("DeviceId=" + device + ";") || !cs.includes("SharedAccessKey=")) throw new Error("clipboard: " + cs);
+    log("connection string copied");
+
     // 4. A telemetry point appears on the chart.
     await page.waitForFunction(() => {
       const c = document.getElementById("chart");
@@ -204,7 +212,10 @@ async function main() {
 
     const csp = consoleErrors.filter((e) => /Content Security Policy|Refused/.test(e));
     if (csp.length) throw new Error("CSP violations: " + csp.join("; "));
-    if (consoleErrors.length) log("browser console errors", { errors: consoleErrors });
+    // Expected: the 401 of the wrong key and of the check after sign-out,
+    // the 412 of the etag conflict. Anything else fails the test.
+    const unexpected = consoleErrors.filter((e) => !/status of (401|412)/.test(e));
+    if (unexpected.length) throw new Error("browser console errors: " + unexpected.join("; "));
   } finally {
     await browser.close();
   }
