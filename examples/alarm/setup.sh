@@ -9,6 +9,7 @@
 #   6. run both devices and follow events.log.
 #
 # Usage: examples/alarm/setup.sh [SECONDS]     (default: run until Ctrl-C)
+#        ALARM_AGENT=python examples/alarm/setup.sh   (examples/python's agent)
 #
 # Everything goes to $ALARM_DIR (default ./alarm-run): bin/, ferry-data/ of the
 # hub it starts, the devices' stores and events.log. To use a hub that already
@@ -70,8 +71,13 @@ echo "== running alarm-monitor and alarm-agent; events in $log"
 "$work/bin/alarm-monitor" --connection-string "$(ferry device connection-string alarm-monitor)" \
   --ca "$ca" --store "$work/alarm-monitor.db" --log "$log" &
 pids+=($!)
-"$work/bin/alarm-agent" --connection-string "$(ferry device connection-string alarm-agent)" \
-  --ca "$ca" --store "$work/alarm-agent.db" --log "$log" --to alarm-monitor &
+if [ "${ALARM_AGENT:-go}" = python ]; then
+  /usr/bin/python3 "$root/examples/python/alarm_agent.py" \
+    --connection-string "$(ferry device connection-string alarm-agent)" --ca "$ca" --log "$log" --to alarm-monitor &
+else
+  "$work/bin/alarm-agent" --connection-string "$(ferry device connection-string alarm-agent)" \
+    --ca "$ca" --store "$work/alarm-agent.db" --log "$log" --to alarm-monitor &
+fi
 pids+=($!)
 
 touch "$log"
