@@ -92,9 +92,12 @@ function draw() {
     const axis = { stroke: cssVar("--muted"), grid: { stroke: cssVar("--line"), width: 1 }, ticks: { stroke: cssVar("--line") } };
     chart.plot = new uPlot({
       width: chart.box.clientWidth || 600, height: 300,
+      // The window ends now; it starts at the oldest point, at least a
+      // minute back, at most the chosen window back.
       scales: { x: { time: true, range: (u, min, max) => {
         const now = Date.now() / 1000;
-        return [Math.min(min || now, now - windows[chart.range]), Math.max(max || now, now)];
+        const from = Math.max(now - windows[chart.range], Math.min(min || now, now - 60));
+        return [from, Math.max(max || now, now)];
       } } },
       axes: [axis, { ...axis, size: 60 }],
       series: [{ label: "time" }, ...fields.map((f) => ({
