@@ -60,6 +60,11 @@ type Config struct {
 	// answers 503.
 	Routes  Routes
 	Schemas Schemas
+	// Models and PnP serve /api/v1/models and /api/v1/devices/{id}/pnp;
+	// nil answers 503. PnP also marks stream messages that do not fit
+	// their device's model.
+	Models Models
+	PnP    PnP
 	// OnDesired is called after a service change of desired properties,
 	// to push the change to the device (client id "dev" or "dev/module").
 	OnDesired func(clientID string, ch twin.DesiredChange)
@@ -123,6 +128,7 @@ func NewHandler(cfg Config) *Handler {
 	h.routeCertificates()
 	h.routeProvisioning()
 	h.routeRoutes()
+	h.routeModels()
 	h.mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	h.mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
 	return h

@@ -151,6 +151,9 @@ func (h *Handler) read(w http.ResponseWriter, r *http.Request, q stream.Query) e
 	page := MessagePage{Messages: make([]Message, 0, len(msgs)), Next: next.String()}
 	for i := range msgs {
 		page.Messages = append(page.Messages, messageOf(&msgs[i]))
+		if h.cfg.PnP != nil {
+			page.Messages[i].PnPMismatch = h.cfg.PnP.CheckMessage(r.Context(), &msgs[i])
+		}
 	}
 	return writeJSON(w, http.StatusOK, page)
 }

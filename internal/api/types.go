@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferry-iot/ferry/internal/fault"
+	"github.com/ferry-iot/ferry/internal/model"
 )
 
 // APIVersion is the api-version query parameter every request carries. It is
@@ -84,6 +85,9 @@ type Message struct {
 	SystemProperties SystemProperties  `json:"systemProperties"`
 	Properties       map[string]string `json:"properties"` // application properties
 	Body             []byte            `json:"body"`       // base64 in JSON
+	// PnPMismatch lists how the message breaks its device's Plug and Play
+	// model; absent when it fits or the device has none.
+	PnPMismatch []model.Problem `json:"pnpMismatch,omitempty"`
 }
 
 // MessagePage is one page of a stream read. Next is the position to pass as

@@ -193,7 +193,7 @@ func (b *Broker) authenticate(clientID string, pk *packets.Packet, certs []*x509
 	if status == registry.StatusDisabled {
 		return nil, packets.ErrNotAuthorized, reasonDisabled
 	}
-	c.kind, c.deviceID, c.moduleID = identDevice, devID, modID
+	c.kind, c.deviceID, c.moduleID, c.modelID = identDevice, devID, modID, user.ModelID
 	return c, packets.CodeSuccess, ""
 }
 

@@ -85,8 +85,12 @@ type Config struct {
 	// OnMethodsSubscribed is told when a client becomes able to take direct
 	// method calls (queued commands wait for that). It must not block.
 	OnMethodsSubscribed func(clientID string)
-	Metrics             *Metrics     // optional; nil disables metrics
-	Logger              *slog.Logger // nil discards logs
+	// OnModelID is told, after a device's connection is accepted, the IoT
+	// Plug and Play model id it announced in its username ("model-id",
+	// PROTOCOL.md §1.2). It must not block.
+	OnModelID func(deviceID, moduleID, modelID string)
+	Metrics   *Metrics     // optional; nil disables metrics
+	Logger    *slog.Logger // nil discards logs
 
 	// MaxMessageBytes bounds a telemetry body (default 262144, Azure's 256 KB).
 	MaxMessageBytes int

@@ -35,6 +35,7 @@ type conn struct {
 	since    time.Time
 	v5       bool
 	dps      *dpsConn // a DPS registration's state (kind identDPS)
+	modelID  string   // the Plug and Play model the device announced in its username ("" when none)
 
 	lastSeen atomic.Int64 // unix nanoseconds of the last message
 	pid      atomic.Uint32

@@ -198,6 +198,9 @@ func (b *Broker) acceptDevice(nc net.Conn, pk *packets.Packet) *conn {
 	if b.cfg.OnPresence != nil {
 		b.cfg.OnPresence(clientID, true, c.since)
 	}
+	if c.modelID != "" && b.cfg.OnModelID != nil {
+		b.cfg.OnModelID(c.deviceID, c.moduleID, c.modelID)
+	}
 	if present && b.cfg.OnMethodsSubscribed != nil {
 		if _, ok := c.subscriptionFor(methodsProbe); ok {
 			b.cfg.OnMethodsSubscribed(clientID)

@@ -134,7 +134,7 @@ func (b *Broker) authenticateX509(ctx context.Context, clientID string, pk *pack
 		return nil, packets.ErrNotAuthorized, reasonDisabled
 	}
 	c := &conn{b: b, clientID: clientID, since: now, v5: pk.ProtocolVersion == 5}
-	c.kind, c.deviceID, c.auth = identDevice, devID, "x509"
+	c.kind, c.deviceID, c.auth, c.modelID = identDevice, devID, "x509", user.ModelID
 	return c, packets.CodeSuccess, ""
 }
 

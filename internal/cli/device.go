@@ -156,8 +156,12 @@ func deviceList() *command {
 		help: `Prints one page of --top devices; --all follows the hub's continuation
 tokens to the end.
 
+--model lists the devices that announced a Plug and Play model (the
+twin's modelId), through the query language.
+
 Example:
   ferry device list
+  ferry device list --model 'dtmi:ferry:example:TemperatureController;1'
   ferry device list --all --json | jq -r '.[] | select(.connectionState=="Connected") | .deviceId'`,
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			var hf hubFlags
@@ -165,6 +169,7 @@ Example:
 			top := fs.Int("top", 100, "devices per page, `N` from 1 to 1000")
 			all := fs.Bool("all", false, "list every device, page after page")
 			asJSON := fs.Bool("json", false, "print a JSON array of devices")
+			modelID := fs.String("model", "", "only the devices whose model id (Plug and Play) is `DTMI`")
 			return func(ctx context.Context, e *env, _ []string) error {
 				if *top < 1 || *top > 1000 {
 					return usagef("--top must be from 1 to 1000")
@@ -176,7 +181,7 @@ Example:
 				list := []registry.Device{}
 				next := ""
 				for {
-					page, cont, err := c.ListDevices(ctx, *top, next)
+					page, cont, err := listDevicesPage(ctx, c, *modelID, *top, next)
 					if err != nil {
 						return err
 					}

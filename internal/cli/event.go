@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ferry-iot/ferry/internal/api"
+	"github.com/ferry-iot/ferry/internal/model"
 )
 
 // event is what monitor prints for one message. Its shape follows
@@ -29,6 +30,9 @@ type eventBody struct {
 	EnqueuedTime string          `json:"enqueuedTime"`
 	Properties   eventProperties `json:"properties"`
 	Payload      json.RawMessage `json:"payload"`
+	// PnPMismatch (Ferry's addition) lists how the message breaks its
+	// device's Plug and Play model; absent when it fits or there is none.
+	PnPMismatch []model.Problem `json:"pnpMismatch,omitempty"`
 }
 
 // eventProperties are a message's system and application properties.
@@ -51,6 +55,7 @@ func newEvent(m *api.Message) event {
 		EnqueuedTime: m.EnqueuedTime.UTC().Format(time.RFC3339Nano),
 		Properties:   eventProperties{System: m.SystemProperties, Application: app},
 		Payload:      payloadJSON(decoded(m)),
+		PnPMismatch:  m.PnPMismatch,
 	}}
 }
 

@@ -59,6 +59,7 @@ type Hub struct {
 	provision       *provision.Service
 	presence        *presence
 	routing         *routing // message routes; see route.go
+	pnp             *pnp     // Plug and Play models; see model.go
 	presenceRunning bool
 	http            *http.Server
 	httpLn          net.Listener
@@ -114,6 +115,9 @@ func New(ctx context.Context, cfg Config) (_ *Hub, err error) {
 	}
 	if err := h.startRouting(ctx); err != nil {
 		return nil, err
+	}
+	if err := h.startModels(ctx); err != nil {
+		return nil, fmt.Errorf("hub: models: %w", err)
 	}
 	if err := h.startBroker(); err != nil {
 		return nil, err
@@ -196,6 +200,7 @@ func (h *Hub) startBroker() error {
 		DPS:                 dpsProvisioner{h},
 		OnPresence:          h.onPresence,
 		OnMethodsSubscribed: h.commands.Ready,
+		OnModelID:           h.pnp.onModelID,
 		Metrics:             m,
 		Logger:              h.log.With("component", "broker"),
 		MaxMessageBytes:     h.cfg.MaxMessageBytes,
@@ -267,6 +272,9 @@ func (h *Hub) Start() error {
 	if err := h.routing.start(); err != nil {
 		return err
 	}
+	if err := h.pnp.start(); err != nil {
+		return fmt.Errorf("hub: models: %w", err)
+	}
 	go h.presence.run()
 	h.presenceRunning = true
 	go h.serveHTTP()
@@ -303,6 +311,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			errs = append(errs, h.httpLn.Close())
 		}
 		errs = append(errs, h.routing.close(ctx)) // before the writer and broker its deliveries use
+		h.pnp.close()
 		if h.writer != nil {
 			errs = append(errs, h.writer.Close(ctx))
 		}

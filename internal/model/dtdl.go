@@ -62,6 +62,8 @@ type Interface struct {
 	// Contents are the interface's own elements in declaration order
 	// (inherited ones are added by Compile).
 	Contents []*Content `json:"contents"`
+	// Source is the interface's DTDL as it was parsed.
+	Source json.RawMessage `json:"-"`
 }
 
 // Content is one element of an interface.
@@ -205,13 +207,19 @@ func Parse(data []byte) ([]*Interface, error) {
 		if len(v) == 0 {
 			p.add("$", "an empty array holds no interface")
 		}
+		var raws []json.RawMessage
+		_ = json.Unmarshal(data, &raws)
 		for i, e := range v {
 			if it := p.iface(fmt.Sprintf("$[%d]", i), e, 0); it != nil {
+				if i < len(raws) {
+					it.Source = compactJSON(raws[i])
+				}
 				out = append(out, it)
 			}
 		}
 	default:
 		if it := p.iface("$", v, 0); it != nil {
+			it.Source = compactJSON(data)
 			out = append(out, it)
 		}
 	}
@@ -226,6 +234,14 @@ func Parse(data []byte) ([]*Interface, error) {
 		return nil, &InvalidError{p.problems}
 	}
 	return out, nil
+}
+
+func compactJSON(b []byte) json.RawMessage {
+	var buf bytes.Buffer
+	if json.Compact(&buf, b) != nil {
+		return append(json.RawMessage(nil), b...)
+	}
+	return buf.Bytes()
 }
 
 type parser struct {
