@@ -131,3 +131,17 @@ func TestNumericFields(t *testing.T) {
 		}
 	}
 }
+
+func TestPointsOfComponents(t *testing.T) {
+	now := time.Now()
+	pts := pointsOf([]stream.Message{
+		{EnqueuedTime: now, Component: "thermostat1", Body: []byte(`{"temperature":21}`)},
+		{EnqueuedTime: now, Component: "thermostat2", Body: []byte(`{"temperature":35}`)},
+		{EnqueuedTime: now, Body: []byte(`{"workingSet":512}`)},
+		{EnqueuedTime: now, Body: []byte(`not json`)},
+	})
+	got := fmt.Sprint(pts[0].V, pts[1].V, pts[2].V, len(pts))
+	if want := "map[thermostat1/temperature:21] map[thermostat2/temperature:35] map[workingSet:512] 3"; got != want {
+		t.Errorf("points = %s, want %s", got, want)
+	}
+}

@@ -43,12 +43,24 @@ func encodeUpdate(msgs []stream.Message, sampled bool) []byte {
 	return b
 }
 
+// pointsOf turns messages into chart points. A Plug and Play component's
+// telemetry ($.sub, Component) is charted under "component/field", so two
+// thermostats' temperatures are two series.
 func pointsOf(msgs []stream.Message) []point {
 	out := make([]point, 0, len(msgs))
 	for i := range msgs {
-		if v := numericFields(msgs[i].Body); len(v) > 0 {
-			out = append(out, point{T: msgs[i].EnqueuedTime.UnixMilli(), V: v})
+		v := numericFields(msgs[i].Body)
+		if len(v) == 0 {
+			continue
 		}
+		if c := msgs[i].Component; c != "" {
+			named := make(map[string]float64, len(v))
+			for k, x := range v {
+				named[c+"/"+k] = x
+			}
+			v = named
+		}
+		out = append(out, point{T: msgs[i].EnqueuedTime.UnixMilli(), V: v})
 	}
 	return out
 }
