@@ -218,7 +218,22 @@ func (p *pnp) check(ctx context.Context, msg *stream.Message) []model.Problem {
 			return []model.Problem{{Path: "$", Msg: "the gzip body does not inflate"}}
 		}
 	}
-	return m.CheckTelemetry(msg.Component, body)
+	return m.CheckTelemetry(component(msg), body)
+}
+
+// component is the Plug and Play component a message comes from: $.sub,
+// or else a "dt-subject" application property (the name IoT Hub gives
+// $.sub, and what SDKs that cannot set $.sub send).
+func component(msg *stream.Message) string {
+	if msg.Component != "" {
+		return msg.Component
+	}
+	for _, p := range msg.Properties {
+		if p.Key == "dt-subject" {
+			return p.Value
+		}
+	}
+	return ""
 }
 
 // CheckMessage implements api.PnP: the stream API shows a message's
@@ -299,7 +314,7 @@ func (p *pnp) count(ctx context.Context, msg *stream.Message) {
 	st.Checked++
 	if len(probs) > 0 {
 		st.Mismatched++
-		st.LastMismatchAt, st.LastMismatchSub, st.LastProblems = msg.EnqueuedTime.UTC(), msg.Component, probs
+		st.LastMismatchAt, st.LastMismatchSub, st.LastProblems = msg.EnqueuedTime.UTC(), component(msg), probs
 		st.LastMismatchCursor = msg.Cursor.String()
 	}
 	p.mu.Unlock()
