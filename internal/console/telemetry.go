@@ -28,6 +28,7 @@ type tailItem struct {
 	T          int64             `json:"t"`
 	ID         string            `json:"id,omitempty"`
 	Module     string            `json:"module,omitempty"`
+	Component  string            `json:"component,omitempty"` // Plug and Play component ($.sub)
 	Stream     string            `json:"stream,omitempty"`
 	Props      map[string]string `json:"props,omitempty"`
 	Body       string            `json:"body"`
@@ -85,7 +86,7 @@ func tailOf(msgs []stream.Message, n int) []tailItem {
 	out := make([]tailItem, 0, len(msgs))
 	for i := range msgs {
 		m := &msgs[i]
-		it := tailItem{T: m.EnqueuedTime.UnixMilli(), ID: m.MessageID, Module: m.ModuleID, Stream: m.Stream}
+		it := tailItem{T: m.EnqueuedTime.UnixMilli(), ID: m.MessageID, Module: m.ModuleID, Component: m.Component, Stream: m.Stream}
 		if len(m.Properties) > 0 {
 			it.Props = make(map[string]string, len(m.Properties))
 			for _, p := range m.Properties {

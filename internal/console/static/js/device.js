@@ -117,7 +117,7 @@ function renderTail(items, reset) {
   for (const m of items) {
     const props = m.props ? Object.entries(m.props).map(([k, v]) => k + "=" + v).join("  ") : "";
     const body = el("span", { class: "body" }, m.body + (m.truncated ? " …" : ""));
-    const meta = [m.id && "id " + m.id, m.module && "module " + m.module, m.stream && m.stream !== "default" && "stream " + m.stream, props]
+    const meta = [m.id && "id " + m.id, m.module && "module " + m.module, m.component && "component " + m.component, m.stream && m.stream !== "default" && "stream " + m.stream, props]
       .filter(Boolean).join(" · ");
     ol.prepend(el("li", {}, el("time", { datetime: new Date(m.t).toISOString() }, timeOf(m.t)),
       el("div", {}, meta ? el("span", { class: "props" }, meta) : null, body)));
