@@ -260,3 +260,35 @@ func TestAlarmScenario(t *testing.T) {
 		}
 	}
 }
+
+// python is the interpreter with Debian's python3-paho-mqtt and
+// python3-protobuf; a python3 earlier on PATH (pyenv, a venv) may lack them.
+const python = "/usr/bin/python3"
+
+// TestPythonAlarmAgent runs examples/python's agent (Paho, protobuf, its own
+// SAS token) against the same hub setup and the Go monitor.
+func TestPythonAlarmAgent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the example programs")
+	}
+	if b, err := exec.Command(python, "-c", "import paho.mqtt, google.protobuf").CombinedOutput(); err != nil {
+		t.Fatalf("%s lacks python3-paho-mqtt or python3-protobuf (./scripts/test installs them): %v\n%s", python, err, b)
+	}
+	s := setUp(t)
+	monitorLog := s.startMonitor(t)
+
+	const changes = 3
+	agentLog := filepath.Join(s.dir, "agent.log")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, python, "../python/alarm_agent.py", "--connection-string", s.agent,
+		"--ca", s.h.CAFile(), "--log", agentLog, "--interval", "0.02", "--changes", fmt.Sprint(changes))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("alarm_agent.py: %v\n%s\n%s", err, b, readFile(agentLog))
+	}
+	alog := readFile(agentLog)
+	if c := strings.Count(alog, "Parcel sent to alarm-monitor"); c != changes {
+		t.Errorf("agent logged %d parcels sent, want %d:\n%s", c, changes, alog)
+	}
+	s.checkDelivered(t, agentLog, monitorLog, changes)
+}
