@@ -95,6 +95,7 @@ type Config struct {
 	Presence     Presence      // live connection state
 	Telemetry    Telemetry     // stored telemetry; nil hides charts
 	Provisioning Provisioning  // nil hides the provisioning page
+	Models       Models        // DTDL model repository; nil hides the model-driven view
 	Info         func() api.HubInfo
 	Ingested     func() uint64 // messages stored so far, for messages per second
 	Errors       *ErrorLog     // recent errors for the overview; nil shows none
@@ -184,6 +185,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET "+Prefix+"streams", c.withSession(c.streamsPage))
 	m.HandleFunc("GET "+Prefix+"data/stats", c.withSession(c.statsStream))
 	m.HandleFunc("GET "+Prefix+"data/presence", c.withSession(c.presence))
+	m.HandleFunc("GET "+Prefix+"data/model", c.withSession(c.modelData))
 	m.HandleFunc("GET "+Prefix+"data/devices/{id}/telemetry", c.withSession(c.telemetryHistory))
 	m.HandleFunc("GET "+Prefix+"data/devices/{id}/live", c.withSession(c.telemetryLive))
 	m.HandleFunc(Prefix+"api/", c.withSession(c.proxy))

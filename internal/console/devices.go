@@ -213,6 +213,7 @@ func (c *Console) devicePage(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, http.StatusOK, "device", map[string]any{
 		"D": it, "Connected": on, "Since": since, "LastActivity": la,
 		"Charts": c.cfg.Telemetry != nil,
+		"Model":  c.cfg.Models != nil && it.ModelID != "",
 	})
 }
 

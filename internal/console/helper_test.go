@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"io"
+	"log"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -75,7 +76,10 @@ func (q queries) Run(ctx context.Context, text string, page query.Page) (query.R
 	return query.Run(ctx, q.db, text, page)
 }
 
-func newEnv(t testing.TB) *env {
+// envOption changes the console's and the API's configuration.
+type envOption func(*console.Config, *api.Config)
+
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "ferry.db")
@@ -95,14 +99,21 @@ func newEnv(t testing.TB) *env {
 	}
 	twins := twin.NewService(db, twin.Options{Now: e.clock.Now})
 	t.Cleanup(func() { _ = twins.Close(context.Background()) })
-	apiH := api.NewHandler(api.Config{Registry: e.reg, Presence: e.pres, Query: queries{db}, Twins: twins, Now: e.clock.Now})
-	e.srv = httptest.NewUnstartedServer(nil)
-	e.con, err = console.New(console.Config{
-		API: apiH, Policies: e.reg, Devices: e.reg, Query: db, Presence: e.pres, Now: e.clock.Now,
+	acfg := api.Config{Registry: e.reg, Presence: e.pres, Query: queries{db}, Twins: twins, Now: e.clock.Now}
+	ccfg := console.Config{
+		Policies: e.reg, Devices: e.reg, Query: db, Presence: e.pres, Now: e.clock.Now,
 		Info: func() api.HubInfo {
 			return api.HubInfo{HostName: "localhost", DeviceHostName: "localhost", Version: "test"}
 		},
-	})
+	}
+	for _, o := range opts {
+		o(&ccfg, &acfg)
+	}
+	apiH := api.NewHandler(acfg)
+	ccfg.API = apiH
+	e.srv = httptest.NewUnstartedServer(nil)
+	e.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // browsers' refusals of the test certificate
+	e.con, err = console.New(ccfg)
 	if err != nil {
 		t.Fatal(err)
 	}

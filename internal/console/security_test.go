@@ -24,7 +24,7 @@ func TestNoSessionNoAccess(t *testing.T) {
 	u, _ := url.Parse(e.srv.URL + "/console/")
 	forged.c.Jar.SetCookies(u, []*http.Cookie{{Name: "ferry_session", Value: "forged-session-id", Path: "/console/"}})
 	pages := []string{"/console/", "/console/devices", "/console/devices/d1", "/console/provisioning", "/console/routes", "/console/streams", "/console/nowhere"}
-	data := []string{"/console/data/stats", "/console/data/presence?id=d1", "/console/data/devices/d1/telemetry", "/console/data/devices/d1/live",
+	data := []string{"/console/data/stats", "/console/data/presence?id=d1", "/console/data/model?id=dtmi:x:y;1", "/console/data/devices/d1/telemetry", "/console/data/devices/d1/live",
 		"/console/api/devices/d1", "/console/api/hub", "/console/api/twins/d1"}
 	for _, b := range []*browser{anon, forged} {
 		for _, p := range pages {

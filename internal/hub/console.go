@@ -10,6 +10,9 @@ import (
 // browsers that open / there; every other path stays the REST API's
 // (/devices and /twins are Azure's service paths, so the console does not
 // take them).
+//
+// Config.Models stays nil (no model-driven device view) until the hub has a
+// DTDL model repository (issue 8): console.Models is what it must offer.
 func (h *Hub) mountConsole(mux *http.ServeMux, apiHandler http.Handler) error {
 	c, err := console.New(console.Config{
 		API:          apiHandler,

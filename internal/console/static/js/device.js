@@ -33,7 +33,14 @@ const chart = {
   plot: null,
   box: document.getElementById("chart"),
   es: null,
+  units: window.ferryUnits || {}, // field -> unit, from the device's model (model.js)
 };
+window.addEventListener("ferry:units", (e) => {
+  chart.units = e.detail || {};
+  chart.dirty = true;
+  if (chart.plot) draw();
+});
+const titled = (f) => (chart.units[f] ? f + " (" + chart.units[f] + ")" : f);
 
 function cssVar(v) { return getComputedStyle(document.documentElement).getPropertyValue(v).trim(); }
 
@@ -76,7 +83,7 @@ function renderFields() {
     });
     const sw = el("span", { class: "swatch", "aria-hidden": "true" });
     sw.style.background = palette[i % palette.length];
-    box.append(el("label", {}, cb, sw, f));
+    box.append(el("label", {}, cb, sw, titled(f)));
   });
 }
 
@@ -101,7 +108,7 @@ function draw() {
       } } },
       axes: [axis, { ...axis, size: 60 }],
       series: [{ label: "time" }, ...fields.map((f) => ({
-        label: f, stroke: palette[chart.known.indexOf(f) % palette.length], width: 2, spanGaps: true,
+        label: titled(f), stroke: palette[chart.known.indexOf(f) % palette.length], width: 2, spanGaps: true,
         points: { show: chart.times.length < 60, size: 5 },
       }))],
     }, series, chart.box);
