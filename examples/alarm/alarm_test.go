@@ -182,6 +182,11 @@ func (s *scenario) checkDelivered(t *testing.T, agentLog, monitorLog string, n i
 		}
 		return nil
 	})
+	// Parcels a few tens of milliseconds apart reach an idle router: it
+	// takes their batches from the ingest writer instead of the store.
+	if c := s.metric(t, "ferry_route_batches_handed_total"); c == 0 {
+		t.Errorf("the router read every parcel from the store; none was handed over")
+	}
 }
 
 // metric reads one counter from the hub's /metrics (0 when absent).

@@ -155,6 +155,7 @@ func (h *Hub) startStreams(ctx context.Context) error {
 	h.writer, err = stream.NewWriter(ctx, h.nc, stream.WriterConfig{
 		Linger:     h.cfg.Linger,
 		AfterBatch: func() { h.broker.FlushAcks() },
+		Stored:     h.storedBatch, // fresh batches to the router; see route.go
 		Metrics:    metrics,
 		Logger:     h.log.With("component", "stream"),
 	})

@@ -70,6 +70,15 @@ func (h *Hub) startRouting(ctx context.Context) error {
 	return nil
 }
 
+// storedBatch hands each batch the ingest writer stored to the router,
+// which takes it only while it waits for new messages (route.Service.Stored).
+// h.routing is set before the broker accepts the first message.
+func (h *Hub) storedBatch(seq uint64, batch []byte) {
+	if r := h.routing; r != nil && r.svc != nil {
+		r.svc.Stored(seq, batch)
+	}
+}
+
 // startRouter runs the router once the broker serves.
 func (r *routing) start() error {
 	if r == nil || r.svc == nil {

@@ -28,6 +28,16 @@
 // shutdown finishes the page first. The very first start begins at the
 // end of the store: history is not routed.
 //
+// Pages come from the store, except at its end: while the router waits
+// for new messages, the hub's ingest writer hands it a copy of each batch
+// it stored ([Service.Stored]), so a fresh message is routed without
+// waiting for the store's notice and fetching the batch from JetStream
+// (ferry_route_batches_handed_total counts them). Only the very next
+// batch is taken this way; anything else (another writer's batch in
+// between, a batch stored while the router was busy) is read from the
+// store, so pages, order and committed positions are those of reading,
+// and a restart resumes from the committed position as before.
+//
 // Twin changes and lifecycle events (created, deleted, connected,
 // disconnected) are not telemetry: the hub publishes them, after the
 // change is committed, into a JetStream stream of their own ([Events],

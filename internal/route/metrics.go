@@ -20,6 +20,7 @@ type Metrics struct {
 	examinedVec                           *prometheus.CounterVec // by source
 	unreadable                            *prometheus.CounterVec // by reason
 	fallback, unrouted                    prometheus.Counter
+	handed                                prometheus.Counter
 	pos                                   prometheus.Gauge
 	bySource                              map[Source]prometheus.Counter // examinedVec's series, looked up once
 
@@ -46,6 +47,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Telemetry messages that matched no route and stay in their stream (fallback on)."}),
 		unrouted: prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_route_unrouted_total",
 			Help: "Telemetry messages that matched no route with the fallback off."}),
+		handed: prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_route_batches_handed_total",
+			Help: "Ingest batches the router took from the writer in process instead of reading them from the store."}),
 		pos: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ferry_route_position_batch",
 			Help: "Ingest batch sequence the router has committed."}),
 		names: map[string]bool{},
@@ -55,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.bySource[s] = m.examinedVec.WithLabelValues(string(s))
 	}
 	reg.MustRegister(m.matched, m.routed, m.failed, m.deadLettered, m.refusedVec, m.retries, m.methodVec,
-		m.examinedVec, m.unreadable, m.fallback, m.unrouted, m.pos)
+		m.examinedVec, m.unreadable, m.fallback, m.unrouted, m.handed, m.pos)
 	return m
 }
 
@@ -151,6 +154,12 @@ func (m *Metrics) unmatched(fallback bool) {
 		m.fallback.Inc()
 	default:
 		m.unrouted.Inc()
+	}
+}
+
+func (m *Metrics) batchHanded() {
+	if m != nil {
+		m.handed.Inc()
 	}
 }
 

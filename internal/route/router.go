@@ -121,29 +121,12 @@ func (s *Service) runTelemetry(rctx, dctx context.Context, pos stream.Cursor) {
 		return true
 	}
 	for rctx.Err() == nil {
-		// Wait for new messages, or for the oldest open page to settle so
-		// it can be committed, whichever comes first.
-		wctx, stopWait := rctx, func() {}
-		if len(open) > 0 {
-			var cancel context.CancelFunc
-			wctx, cancel = context.WithCancel(rctx)
-			head := open[0].settled
-			go func() {
-				select {
-				case <-head:
-					cancel()
-				case <-wctx.Done():
-				}
-			}()
-			stopWait = cancel
-		}
-		msgs, next, err := s.cfg.Reader.Read(wctx, stream.Query{After: pos, Limit: s.cfg.PageSize, Wait: 10 * time.Second})
-		stopWait()
+		// Read what is newer than pos. Taking the notification channel
+		// first means a batch stored during the read is not missed.
+		changed := s.cfg.Reader.Changed()
+		msgs, next, err := s.cfg.Reader.Read(rctx, stream.Query{After: pos, Limit: s.cfg.PageSize})
 		if err != nil && rctx.Err() != nil {
 			break
-		}
-		if err != nil && wctx.Err() != nil {
-			msgs, next, err = nil, pos, nil // the head page settled
 		}
 		if err != nil && !errors.Is(err, stream.ErrCorrupt) {
 			s.cfg.Logger.Error("route: read ingest store", "after", pos.String(), "err", err)
@@ -151,11 +134,25 @@ func (s *Service) runTelemetry(rctx, dctx context.Context, pos stream.Cursor) {
 			continue
 		}
 		if len(msgs) == 0 && err == nil {
+			atEnd := next == pos
 			pos = next // a range with nothing to route (it is committed with the next page)
 			if !settle(false) {
 				pos = s.retry(rctx, dctx, committed)
+				continue
 			}
-			continue
+			if !atEnd {
+				continue
+			}
+			// Nothing newer: wait for a fresh batch from the ingest writer,
+			// a stored batch's notice, the oldest open page settling, or a
+			// while (a missed notice costs at most that).
+			var head <-chan struct{}
+			if len(open) > 0 {
+				head = open[0].settled
+			}
+			if msgs, next = s.waitFresh(rctx, changed, head, pos); msgs == nil {
+				continue
+			}
 		}
 		if err != nil {
 			// A corrupt batch cannot be routed; skip it rather than stall.
@@ -183,6 +180,82 @@ func (s *Service) runTelemetry(rctx, dctx context.Context, pos stream.Cursor) {
 		}
 	}
 	settle(true) // Close: finish and commit what was routed
+}
+
+// freshBuffer is how many handed-over batches may wait for the router.
+const freshBuffer = 8
+
+// freshBatch is a batch the ingest writer stored, handed over in process.
+type freshBatch struct {
+	seq  uint64
+	data []byte
+}
+
+// Stored is the ingest writer's hook (stream.WriterConfig.Stored): while
+// the router waits at the end of the store, it takes a copy of each newly
+// stored batch, so routing it needs no notice and no fetch from JetStream.
+// It never blocks; a batch not taken is read from the store as before.
+func (s *Service) Stored(seq uint64, batch []byte) {
+	if !s.waiting.Load() {
+		return
+	}
+	select {
+	case s.fresh <- freshBatch{seq: seq, data: append([]byte(nil), batch...)}:
+	default:
+	}
+}
+
+// waitFresh waits at the end of the store (pos is the last message stored)
+// and returns the next batch's messages when the ingest writer hands it
+// over, or nil when the router should read the store: a notice came (from
+// another writer, or for a batch not handed over), head settled, a minute
+// passed, or rctx ended. A handed batch is used only when it is the very
+// next one (sequence pos.Seq+1); anything else is left to the store, so
+// order and positions are exactly those of Read.
+func (s *Service) waitFresh(rctx context.Context, changed, head <-chan struct{}, pos stream.Cursor) ([]stream.Message, stream.Cursor) {
+	s.waiting.Store(true)
+	defer s.waiting.Store(false)
+	timer := time.NewTimer(10 * time.Second)
+	defer timer.Stop()
+	take := func(b freshBatch) (msgs []stream.Message, next stream.Cursor, done bool) {
+		switch {
+		case b.seq <= pos.Seq:
+			return nil, pos, false // read from the store already; wait on
+		case b.seq != pos.Seq+1:
+			return nil, pos, true // another writer's batch came between
+		}
+		msgs, err := stream.Decode(b.data)
+		if err != nil || len(msgs) == 0 {
+			return nil, pos, true // let Read deal with it
+		}
+		for i := range msgs {
+			msgs[i].Cursor.Seq = b.seq
+		}
+		s.cfg.Metrics.batchHanded()
+		return msgs, msgs[len(msgs)-1].Cursor, true
+	}
+	for {
+		select {
+		case b := <-s.fresh:
+			if msgs, next, done := take(b); done {
+				return msgs, next
+			}
+			continue
+		case <-changed:
+			// A notice; the writer hands its batch over before sending it.
+			select {
+			case b := <-s.fresh:
+				if msgs, next, done := take(b); done {
+					return msgs, next
+				}
+			default:
+			}
+		case <-head:
+		case <-timer.C:
+		case <-rctx.Done():
+		}
+		return nil, pos
+	}
 }
 
 // retry returns where to read after a page failed (a store append

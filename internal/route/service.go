@@ -36,6 +36,8 @@ type Reader interface {
 	Position(ctx context.Context, consumerGroup, stream string) (stream.Cursor, bool, error)
 	Commit(ctx context.Context, consumerGroup, stream string, c stream.Cursor) error
 	Last(ctx context.Context) (stream.Cursor, error)
+	// Changed returns a channel closed when the next batch is stored.
+	Changed() <-chan struct{}
 }
 
 // Appender stores messages in the ingest store; *stream.Writer implements it.
@@ -131,13 +133,19 @@ type Service struct {
 	hardStop context.CancelFunc // Close's deadline passed: abandon deliveries
 	done     chan struct{}
 	once     sync.Once
+
+	// Fresh batches handed over by the ingest writer (Stored) while the
+	// router waits at the end of the store.
+	waiting atomic.Bool
+	fresh   chan freshBatch
 }
 
 // New returns a Service with the routes of cfg.Store loaded; Start runs the
 // router.
 func New(ctx context.Context, cfg Config) (*Service, error) {
 	cfg.setDefaults()
-	s := &Service{cfg: cfg, sem: make(chan struct{}, cfg.Concurrency), done: make(chan struct{})}
+	s := &Service{cfg: cfg, sem: make(chan struct{}, cfg.Concurrency), done: make(chan struct{}),
+		fresh: make(chan freshBatch, freshBuffer)}
 	if err := s.reload(ctx); err != nil {
 		return nil, err
 	}

@@ -28,6 +28,9 @@ func (w *Writer) completeLoop() {
 		}
 		w.complete(b)
 		if b.err == nil && b.recs > 0 {
+			if w.cfg.Stored != nil {
+				w.cfg.Stored(b.seq, b.buf)
+			}
 			// Wake readers waiting for new data. Best effort: a reader
 			// that misses it still sees the batch on its next read.
 			note = strconv.AppendUint(note[:0], b.seq, 10)

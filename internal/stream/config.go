@@ -41,6 +41,12 @@ type WriterConfig struct {
 	// AfterBatch, when set, is called after all Acked calls of one batch,
 	// on the same goroutine, so an Acker can flush what Acked buffered.
 	AfterBatch func()
+	// Stored, when set, is given each stored batch (its JetStream sequence
+	// and encoding, see Decode) right after AfterBatch, on the same
+	// goroutine, before readers are notified. It must return at once and
+	// must not keep batch, which is reused. The router takes fresh batches
+	// this way instead of fetching them.
+	Stored func(seq uint64, batch []byte)
 	// Metrics, when set, receives the writer's counters.
 	Metrics *Metrics
 	// Logger receives errors. Nil discards them.

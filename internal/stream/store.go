@@ -124,6 +124,12 @@ func (s *Store) notify() {
 	s.mu.Unlock()
 }
 
+// Changed returns a channel closed when the next batch's notice arrives
+// (from any Writer), or nil after Close. Taken before a Read that found
+// nothing new, it tells the reader when to read again without missing a
+// batch stored in between.
+func (s *Store) Changed() <-chan struct{} { return s.changedChan() }
+
 // changedChan returns a channel closed by the next notification, or nil
 // after Close. Taking it before a scan means a batch stored during the scan
 // is not missed.
