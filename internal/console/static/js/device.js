@@ -141,6 +141,8 @@ async function loadHistory() {
   addPoints(r.data.points || []);
   renderTail(r.data.tail || [], true);
   draw();
+  const hint = document.getElementById("chart-partial");
+  hint.hidden = !r.data.partial;
 }
 
 function startLive() {
