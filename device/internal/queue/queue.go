@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -119,6 +120,9 @@ type Queue struct {
 	close   sync.Once
 
 	next uint64 // next Seq to assign; owned by the committer goroutine
+	// touched counts the bytes written or removed since the last
+	// releaseMapped; owned by the committer goroutine.
+	touched int64
 
 	mu       sync.Mutex
 	count    int           // committed records; guarded by mu
@@ -171,6 +175,9 @@ func Open(path string, opts Options) (*Queue, error) {
 	return q, nil
 }
 
+// loadChunk is the number of records load checks per read transaction.
+const loadChunk = 20_000
+
 // load creates the buckets of a new file, checks an existing one, and
 // recomputes the in-memory counters by scanning every record.
 func (q *Queue) load() (err error) {
@@ -191,19 +198,47 @@ func (q *Queue) load() (err error) {
 		if v := meta.Get(versionKey); len(v) != 8 || binary.BigEndian.Uint64(v) != schemaVersion {
 			return fmt.Errorf("%w: unknown schema version %x", ErrCorrupt, v)
 		}
-		last := recs.Sequence()
-		return recs.ForEach(func(k, v []byte) error {
-			if len(k) != 8 || binary.BigEndian.Uint64(k) > last {
-				return fmt.Errorf("%w: bad key %x", ErrCorrupt, k)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("queue: open %s: %w", q.path, err)
+	}
+	// Scan the records in read transactions of loadChunk records, letting
+	// go of the mapped pages after each, so a large backlog is not all
+	// resident at once.
+	var from []byte
+	for {
+		var more bool
+		err = q.db.View(func(tx *bbolt.Tx) error {
+			recs := tx.Bucket(recordsBucket)
+			last := recs.Sequence()
+			c := recs.Cursor()
+			k, v := c.First()
+			if from != nil {
+				k, v = c.Seek(from)
 			}
-			if _, err := decode(0, v); err != nil {
-				return fmt.Errorf("%w: record %d: %w", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+			for n := 0; k != nil; k, v = c.Next() {
+				if n == loadChunk {
+					from, more = bytes.Clone(k), true
+					return nil
+				}
+				n++
+				if len(k) != 8 || binary.BigEndian.Uint64(k) > last {
+					return fmt.Errorf("%w: bad key %x", ErrCorrupt, k)
+				}
+				if _, err := decode(0, v); err != nil {
+					return fmt.Errorf("%w: record %d: %w", ErrCorrupt, binary.BigEndian.Uint64(k), err)
+				}
+				q.count++
+				q.bytes += int64(len(v))
 			}
-			q.count++
-			q.bytes += int64(len(v))
 			return nil
 		})
-	})
+		q.releaseMapped()
+		if err != nil || !more {
+			break
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("queue: open %s: %w", q.path, err)
 	}
@@ -316,6 +351,13 @@ func (q *Queue) Close() error {
 		q.mu.Unlock()
 		close(q.done)
 		<-q.stopped
+		// Write the free page list in a last commit, so the next Open
+		// reads it instead of walking every page of the file (which bbolt
+		// does when the list is not stored, as after a crash). Commits
+		// leave it out otherwise: writing it each time makes Acks slow
+		// once a drained backlog has freed many pages.
+		q.db.NoFreelistSync = false
+		_ = q.db.Update(func(*bbolt.Tx) error { return nil })
 		if cerr := q.db.Close(); cerr != nil {
 			err = fmt.Errorf("queue: close %s: %w", q.path, cerr)
 		}

@@ -13,6 +13,7 @@ type delta struct {
 	count   int
 	bytes   int64
 	dropped uint64
+	touched int64 // bytes added plus bytes removed
 }
 
 // commit applies batch in one bbolt transaction (one fsync), then updates
@@ -66,11 +67,26 @@ func (q *Queue) commit(batch []*request) {
 		req.err = err
 		close(req.done)
 	}
+	if err == nil {
+		q.touched += d.touched
+		if q.touched >= releaseEvery {
+			q.touched = 0
+			q.releaseMapped()
+		}
+	}
 }
+
+// releaseEvery is how many bytes of records are added or removed between
+// two releaseMapped calls: it bounds the store's pages in the resident set
+// to a few times that.
+const releaseEvery = 1 << 20
 
 // apply runs inside the write transaction: acks first (so they free space
 // for the adds), then the adds, then DropOldest's deletions.
 func (q *Queue) apply(b *bbolt.Bucket, batch []*request, last uint64) (delta, error) {
+	// Seqs only grow: records are appended at the right edge, where
+	// bbolt's default split (half full) would leave every page half empty.
+	b.FillPercent = 1.0
 	var d delta
 	for _, req := range batch {
 		for _, seq := range req.acks {
@@ -78,6 +94,7 @@ func (q *Queue) apply(b *bbolt.Bucket, batch []*request, last uint64) (delta, er
 			if v := b.Get(k); v != nil {
 				d.count--
 				d.bytes -= int64(len(v))
+				d.touched += int64(len(v))
 				if err := b.Delete(k); err != nil {
 					return delta{}, fmt.Errorf("ack %d: %w", seq, err)
 				}
@@ -93,6 +110,7 @@ func (q *Queue) apply(b *bbolt.Bucket, batch []*request, last uint64) (delta, er
 		}
 		d.count += len(req.vals)
 		d.bytes += req.size
+		d.touched += req.size
 	}
 	if last != 0 {
 		// The bucket's sequence remembers the last Seq even once every
