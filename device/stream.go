@@ -37,6 +37,10 @@ type Message struct {
 	// "stream-group", "batch-id", "batch-slice-id", "message-id", "chunk-id", "chunk-count",
 	// "complete-batch" and "complete-message".
 	Properties map[string]string
+	// Component names the IoT Plug and Play component the message's
+	// telemetry belongs to (the system property $.sub), such as
+	// "thermostat1"; empty for the default component.
+	Component string
 	// BatchID groups messages into a batch (a file, a recording, a shift):
 	// it is sent as the "batch-id" property. [Stream.CompleteBatch] tells
 	// the readers that a batch is complete.
@@ -318,7 +322,7 @@ func (s *Stream) record(m Message) (queue.Record, error) {
 		rec.Props = append(rec.Props, queue.Property{Key: "stream-group", Value: s.group})
 	}
 	for _, p := range [...]queue.Property{{Key: "$.cid", Value: m.CorrelationID},
-		{Key: "$.ct", Value: m.ContentType}, {Key: "$.ce", Value: m.ContentEncoding},
+		{Key: "$.ct", Value: m.ContentType}, {Key: "$.ce", Value: m.ContentEncoding}, {Key: "$.sub", Value: m.Component},
 		{Key: "batch-id", Value: m.BatchID}, {Key: "batch-slice-id", Value: m.BatchSliceID}} {
 		if p.Value != "" {
 			rec.Props = append(rec.Props, p)
@@ -374,6 +378,8 @@ func topic(deviceID, moduleID string, rec queue.Record) string {
 			p.ContentType = kv.Value
 		case "$.ce":
 			p.ContentEncoding = kv.Value
+		case "$.sub":
+			p.Component = kv.Value
 		default:
 			p.App = append(p.App, protocol.Property{Key: kv.Key, Value: kv.Value})
 		}

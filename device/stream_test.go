@@ -211,3 +211,16 @@ func TestStreamGroups(t *testing.T) {
 		t.Fatalf("default message stored in %q/%q", m.Group, m.Stream)
 	}
 }
+
+func TestComponentTelemetry(t *testing.T) {
+	e := newEnv(t, true)
+	c := e.start(t)
+	if err := c.Stream("", "").Send(context.Background(), device.Message{Body: []byte(`{"temperature":21}`),
+		Component: "thermostat1", ContentType: "application/json"}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := e.read(t)
+	if len(msgs) != 1 || msgs[0].SystemProperties.Component != "thermostat1" {
+		t.Fatalf("hub holds %+v, want component thermostat1", msgs)
+	}
+}

@@ -15,12 +15,6 @@ import (
 	"github.com/ferry-iot/ferry/device"
 )
 
-// componentProperty is the application property that names a telemetry
-// message's component. Azure's SDKs send $.sub, which IoT Hub shows as
-// dt-subject; Ferry's SDK sends application properties only, and the hub
-// reads dt-subject as the component.
-const componentProperty = "dt-subject"
-
 // reading is one temperature measurement.
 type reading struct {
 	at   time.Time
@@ -122,10 +116,8 @@ func (c *controller) sendTelemetry(ctx context.Context) error {
 	s := c.client.Stream("", "")
 	for _, m := range msgs {
 		body, _ := json.Marshal(m.body)
-		dm := device.Message{Body: body, ContentType: "application/json", ContentEncoding: "utf-8"}
-		if m.comp != "" {
-			dm.Properties = map[string]string{componentProperty: m.comp}
-		}
+		// The component travels as $.sub, as Azure's SDKs send it.
+		dm := device.Message{Body: body, ContentType: "application/json", ContentEncoding: "utf-8", Component: m.comp}
 		if _, err := s.Enqueue(ctx, dm); err != nil {
 			return err
 		}

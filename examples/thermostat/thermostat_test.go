@@ -134,7 +134,7 @@ func TestThermostat(t *testing.T) {
 			if len(m.PnPMismatch) > 0 {
 				t.Fatalf("message does not fit the model: %v %s", m.PnPMismatch, m.Body)
 			}
-			seen[m.Properties["dt-subject"]]++
+			seen[m.SystemProperties.Component]++
 		}
 		if seen["thermostat1"] < 3 || seen["thermostat2"] < 3 || seen[""] < 3 {
 			return fmt.Errorf("messages per component: %v", seen)
