@@ -111,8 +111,10 @@ const (
 	Block FullPolicy = iota
 	// RejectNew makes Enqueue fail with ErrQueueFull.
 	RejectNew
-	// DropOldest deletes the oldest pending messages to make room; they are
-	// never sent.
+	// DropOldest deletes the oldest pending messages to make room (counted,
+	// see the store's drop counter). A dropped message is not sent, unless
+	// the sender had already read it from the store (it reads at most
+	// Window plus 64 messages ahead of the acknowledgements).
 	DropOldest
 )
 
