@@ -208,6 +208,10 @@ func (c *Client) onStatus(s transport.Status, err error) {
 // asked for).
 func (c *Client) DeviceID() string { return c.cs.DeviceID }
 
+// Dropped returns how many messages Config.Full = DropOldest has deleted
+// unsent since Start.
+func (c *Client) Dropped() uint64 { return c.q.Dropped() }
+
 // Pending returns the number of stored messages the hub has not yet
 // acknowledged, and their size in the store in bytes.
 func (c *Client) Pending() (count int, bytes int64) { return c.q.Pending() }

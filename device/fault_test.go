@@ -279,8 +279,8 @@ func TestFullPolicies(t *testing.T) {
 		c := e.start(t)
 		s := c.Stream("", "")
 		fill(t, s, 15)
-		if n, _ := c.Pending(); n != 10 {
-			t.Fatalf("Pending = %d, want 10", n)
+		if n, _ := c.Pending(); n != 10 || c.Dropped() != 5 {
+			t.Fatalf("Pending = %d, Dropped = %d; want 10 and 5", n, c.Dropped())
 		}
 		e.link.up.Store(true)
 		flush(t, c)

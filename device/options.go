@@ -111,8 +111,8 @@ const (
 	Block FullPolicy = iota
 	// RejectNew makes Enqueue fail with ErrQueueFull.
 	RejectNew
-	// DropOldest deletes the oldest pending messages to make room (counted,
-	// see the store's drop counter). A dropped message is not sent, unless
+	// DropOldest deletes the oldest pending messages to make room (counted
+	// by Client.Dropped). A dropped message is not sent, unless
 	// the sender had already read it from the store (it reads at most
 	// Window plus 64 messages ahead of the acknowledgements).
 	DropOldest
