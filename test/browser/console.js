@@ -201,6 +201,19 @@ async function main() {
     await dp.setViewportSize({ width: 420, height: 900 });
     await dp.goto(base + "/console/devices");
     await shot(dp, "08-devices-narrow-dark");
+    await dp.goto(base + "/console/devices/" + encodeURIComponent(device));
+    await dp.waitForFunction(() => Number(document.getElementById("chart").dataset.points || 0) > 0);
+    await shot(dp, "12-device-narrow-dark");
+    for (const p of ["/console/devices/" + encodeURIComponent(device), "/console/devices", "/console/", "/console/provisioning", "/console/routes", "/console/streams"]) {
+      await dp.goto(base + p);
+      await dp.waitForTimeout(300);
+      const w = await dp.evaluate(() => {
+        const wide = [...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest(".flushx, .card.flush"));
+        return { scroll: document.documentElement.scrollWidth, wide: wide.slice(0, 5).map((e) => e.tagName + "." + e.className) };
+      });
+      if (w.scroll > 421) throw new Error(p + " is " + w.scroll + "px wide on a 420px screen: " + w.wide.join(", "));
+    }
+    log("narrow screens fit");
 
     // 11. Sign out: the session no longer works.
     await page.goto(base + "/console/");
