@@ -21,12 +21,12 @@ func ExampleClient_UpdateReported() {
 	applied := make(chan settings, 1)
 	c, err := device.Start(context.Background(), device.Config{
 		ConnectionString: os.Getenv("FERRY_DEVICE_CONNECTION_STRING"),
-		StorePath:        "/var/lib/sensor/ferry.db",
+		CAFile:           os.Getenv("FERRY_CA_FILE"),
+		StorePath:        storePath(),
 		OnDesired: func(d device.TwinProperties) {
 			var s settings
-			if err := json.Unmarshal(d.JSON, &s); err != nil {
-				log.Printf("desired version %d: %v", d.Version, err)
-				return
+			if err := json.Unmarshal(d.JSON, &s); err != nil || s.IntervalSeconds == 0 {
+				return // not (yet) settings of ours
 			}
 			select { // keep only the newest settings
 			case <-applied:
@@ -40,17 +40,24 @@ func ExampleClient_UpdateReported() {
 	}
 	defer c.Close()
 
-	for s := range applied {
-		// ... apply s ...
-		err := c.UpdateReported(context.Background(), map[string]any{
-			"intervalSeconds": s.IntervalSeconds,
-			"lastError":       nil, // null deletes the key at the hub
-		})
-		if err != nil {
-			log.Print(err) // not stored: an invalid patch or a closed client
-		}
-		log.Printf("%d reported patches waiting for the hub", c.PendingReported())
+	// Elsewhere an operator sets the desired properties
+	// (ferry twin update example-sensor --desired '{"intervalSeconds":30}').
+	operator.setDesired(`{"intervalSeconds":30}`)
+
+	s := <-applied
+	// ... apply s ...
+	err = c.UpdateReported(context.Background(), map[string]any{
+		"intervalSeconds": s.IntervalSeconds,
+		"lastError":       nil, // null deletes the key at the hub
+	})
+	if err != nil {
+		log.Fatal(err) // not stored: an invalid patch or a closed client
 	}
+	for c.PendingReported() > 0 { // stored; sent as soon as the hub is reachable
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Println("applied and reported interval", s.IntervalSeconds)
+	// Output: applied and reported interval 30
 }
 
 // Answer direct methods. Each call runs on its own goroutine; an unknown
@@ -58,7 +65,8 @@ func ExampleClient_UpdateReported() {
 func ExampleClient_HandleMethod() {
 	c, err := device.Start(context.Background(), device.Config{
 		ConnectionString: os.Getenv("FERRY_DEVICE_CONNECTION_STRING"),
-		StorePath:        "/var/lib/sensor/ferry.db",
+		CAFile:           os.Getenv("FERRY_CA_FILE"),
+		StorePath:        storePath(),
 		// Handlers in the Config are in place before the first call can come.
 		Methods: map[string]device.MethodHandler{
 			"reboot": func(ctx context.Context, req device.MethodRequest) device.MethodResponse {
@@ -69,7 +77,7 @@ func ExampleClient_HandleMethod() {
 					return device.MethodResponse{Status: 400, Payload: []byte(`{"error":"bad arguments"}`)}
 				}
 				// ... schedule the reboot ...
-				return device.MethodResponse{Status: 200, Payload: []byte(`{"scheduled":true}`)}
+				return device.MethodResponse{Status: 200, Payload: fmt.Appendf(nil, `{"inSeconds":%d}`, args.DelaySeconds)}
 			},
 		},
 	})
@@ -86,24 +94,33 @@ func ExampleClient_HandleMethod() {
 		// ... store req.Payload ...
 		return device.MethodResponse{Status: 204}
 	})
-	time.Sleep(time.Hour) // serve calls
+
+	// Elsewhere: ferry invoke example-sensor reboot --payload '{"delaySeconds":5}'
+	fmt.Println(operator.invoke("reboot", `{"delaySeconds":5}`))
+	fmt.Println(operator.invoke("selfDestruct", `{}`))
+	// Output:
+	// 200 {"inSeconds":5}
+	// 404 {"errorCode":404,"message":"method \"selfDestruct\" is not implemented by this device"}
 }
 
 // Handle cloud-to-device messages. Each one is stored on the device before
 // the hub hears it arrived, so a crash does not lose it; it stays in the
 // device's inbox until the handler completes or rejects it.
 func ExampleC2DHandler() {
+	got := make(chan string, 1)
 	c, err := device.Start(context.Background(), device.Config{
 		ConnectionString: os.Getenv("FERRY_DEVICE_CONNECTION_STRING"),
-		StorePath:        "/var/lib/sensor/ferry.db",
+		CAFile:           os.Getenv("FERRY_CA_FILE"),
+		StorePath:        storePath(),
 		OnC2D: func(ctx context.Context, m device.C2DMessage) device.Disposition {
 			if m.ContentType != "application/json" {
-				return device.Reject // never handled
+				return device.Reject // never handled again
 			}
 			if err := apply(ctx, m.Body); err != nil {
 				log.Printf("message %s, delivery %d: %v", m.ID, m.DeliveryCount, err)
 				return device.Abandon // handed over again later, up to MaxC2DDeliveries times
 			}
+			got <- string(m.Body)
 			return device.Complete
 		},
 	})
@@ -111,8 +128,11 @@ func ExampleC2DHandler() {
 		log.Fatal(err)
 	}
 	defer c.Close()
-	time.Sleep(time.Hour)
-	fmt.Println(c.PendingC2D(), "messages still in the inbox")
+
+	// Elsewhere: ferry c2d send example-sensor '{"led":"on"}' --content-type application/json
+	operator.sendC2D(`{"led":"on"}`)
+	fmt.Println("received", <-got)
+	// Output: received {"led":"on"}
 }
 
 // apply stands for the application's work on a command.
