@@ -1,9 +1,12 @@
 package hub
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
 
 	"github.com/ferry-iot/ferry/internal/console"
+	"github.com/ferry-iot/ferry/internal/model"
 )
 
 // mountConsole serves the web console under /console/ and redirects
@@ -11,9 +14,13 @@ import (
 // (/devices and /twins are Azure's service paths, so the console does not
 // take them).
 //
-// Config.Models stays nil (no model-driven device view) until the hub has a
-// DTDL model repository (issue 8): console.Models is what it must offer.
+// The model-driven device view reads the DTDL of the hub's model
+// repository (see model.go).
 func (h *Hub) mountConsole(mux *http.ServeMux, apiHandler http.Handler) error {
+	var models console.Models
+	if h.pnp != nil {
+		models = consoleModels{h.pnp.repo}
+	}
 	c, err := console.New(console.Config{
 		API:          apiHandler,
 		Policies:     h.registry,
@@ -27,6 +34,7 @@ func (h *Hub) mountConsole(mux *http.ServeMux, apiHandler http.Handler) error {
 		Errors:       h.errlog,
 		Logger:       h.log.With("component", "console"),
 		Now:          h.cfg.Now,
+		Models:       models,
 	})
 	if err != nil {
 		return err
@@ -49,4 +57,16 @@ func (h *Hub) storedMessages() uint64 {
 		}
 	}
 	return 0
+}
+
+// consoleModels hands the console the DTDL of the repository's interfaces.
+type consoleModels struct{ repo *model.Repository }
+
+// Model returns the interface id's DTDL as it was added.
+func (m consoleModels) Model(_ context.Context, id string) (json.RawMessage, error) {
+	d, err := m.repo.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	return d.DTDL, nil
 }
