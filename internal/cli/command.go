@@ -35,7 +35,7 @@ type noun struct {
 // nouns returns the nouns this package implements (serve and bench are
 // dispatched apart, see env.main).
 func nouns() []*noun {
-	return []*noun{deviceNoun(), moduleNoun(), twinNoun(), queryNoun(), invokeNoun(), commandNoun(), c2dNoun(), provisionNoun(), caNoun(), routeNoun(), schemaNoun(), modelNoun(), pnpNoun(), monitorNoun(), versionNoun()}
+	return []*noun{deviceNoun(), moduleNoun(), twinNoun(), queryNoun(), invokeNoun(), commandNoun(), c2dNoun(), provisionNoun(), caNoun(), routeNoun(), schemaNoun(), modelNoun(), pnpNoun(), simulateNoun(), monitorNoun(), versionNoun()}
 }
 
 // findNoun returns the noun called name, or nil.

@@ -200,3 +200,8 @@ func publishTemplate(topic string, size int) ([]byte, int, error) {
 	b := buf.Bytes()
 	return b, len(b) - size - 2, nil
 }
+
+// CheckAddr refuses addr ("host:port") unless its host is a literal
+// loopback address or "localhost", or allowRemote is set: the rule every
+// run of this package follows, for other load tools to share.
+func CheckAddr(addr string, allowRemote bool) error { return checkAddr(addr, allowRemote) }
