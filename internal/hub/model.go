@@ -37,6 +37,8 @@ type pnp struct {
 	stats map[string]*model.TelemetryStats // per device, since start
 
 	announced chan [2]string // (device, model id) from CONNECT usernames, applied to the registry off the broker's path
+	// modelsChanged wakes an idle checker when a model is added or deleted.
+	modelsChanged chan struct{}
 
 	checked, mismatched, refused prometheus.Counter
 
@@ -70,6 +72,13 @@ func (h *Hub) startModels(ctx context.Context) error {
 	p.unsub = h.registry.Subscribe(func(c registry.Change) {
 		if c.ModuleID == "" {
 			p.forget(c.DeviceID)
+		}
+	})
+	p.modelsChanged = make(chan struct{}, 1)
+	repo.OnChange(func() {
+		select {
+		case p.modelsChanged <- struct{}{}:
+		default:
 		}
 	})
 	h.pnp = p
@@ -266,6 +275,25 @@ func (p *pnp) checkLoop(ctx context.Context, pos stream.Cursor) {
 		}
 	}()
 	for ctx.Err() == nil {
+		if p.repo.Len() == 0 {
+			// No model to check against: skip what arrives without reading
+			// it (decoding every batch would cost ingest CPU for nothing),
+			// looking again each second.
+			if last, err := p.h.streams.Last(ctx); err == nil && last.Seq >= pos.Seq {
+				pos = last
+			}
+			select {
+			case <-ctx.Done():
+			case <-p.modelsChanged:
+			case <-time.After(time.Second):
+			}
+			if pos != committed {
+				if err := p.h.streams.Commit(ctx, pnpPositionGroup, "*", pos); err == nil {
+					committed, lastCommit = pos, time.Now()
+				}
+			}
+			continue
+		}
 		msgs, next, err := p.h.streams.Read(ctx, stream.Query{After: pos, Limit: stream.MaxLimit, Wait: 10 * time.Second})
 		if err != nil {
 			if ctx.Err() == nil {

@@ -105,6 +105,13 @@ func NewRepository(ctx context.Context, store Store, now func() time.Time) (*Rep
 	return r, nil
 }
 
+// Len returns the number of interfaces in the repository.
+func (r *Repository) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.byID)
+}
+
 // OnChange registers fn to run after every add or delete (after the
 // compiled models were forgotten).
 func (r *Repository) OnChange(fn func()) {

@@ -138,6 +138,7 @@ type Service struct {
 	// router waits at the end of the store.
 	waiting atomic.Bool
 	fresh   chan freshBatch
+	rebuilt chan struct{} // capacity 1: signalled when the table changes, for an idle router
 }
 
 // New returns a Service with the routes of cfg.Store loaded; Start runs the
@@ -145,7 +146,7 @@ type Service struct {
 func New(ctx context.Context, cfg Config) (*Service, error) {
 	cfg.setDefaults()
 	s := &Service{cfg: cfg, sem: make(chan struct{}, cfg.Concurrency), done: make(chan struct{}),
-		fresh: make(chan freshBatch, freshBuffer)}
+		fresh: make(chan freshBatch, freshBuffer), rebuilt: make(chan struct{}, 1)}
 	if err := s.reload(ctx); err != nil {
 		return nil, err
 	}
@@ -184,6 +185,10 @@ func (s *Service) reload(ctx context.Context) error {
 	}
 	s.table.Store(t)
 	s.cfg.Metrics.forget(t)
+	select {
+	case s.rebuilt <- struct{}{}:
+	default:
+	}
 	return nil
 }
 
