@@ -22,8 +22,17 @@ Commands:
   invoke     call a direct method on a device and print its answer
   command    show a queued method call (ferry invoke --queue-ttl)
   c2d        send cloud-to-device messages: send, pending, purge, feedback
-  provision  let devices join with a provisioning token and an operator's
-             approval: token create|list|show|revoke, list, show, approve, reject
+  provision  let devices join: provisioning tokens with an operator's approval
+             (token, list, show, approve, reject) and DPS enrollments
+             (enrollment-group, enrollment, derive-key)
+  ca         X.509 certificate authorities devices may be signed by: add, verify
+             (proof of possession), list, show, delete
+  route      route messages and events to streams, webhooks, NATS and devices:
+             add, list, show, test, enable, disable, delete, fallback
+  schema     protobuf schemas that decode message bodies: add, list, delete
+  model      Plug and Play (DTDL) models: add, list, show, delete
+  pnp        a device's Plug and Play state: show, set a writable property
+  simulate   run a fleet of simulated Plug and Play devices
   monitor    print device-to-cloud messages as they arrive
   bench      measure the hub under load: telemetry ingest, connection storms
   version    print ferry's version

@@ -9,7 +9,7 @@ import (
 )
 
 // Models finds DTDL interfaces by their dtmi: the hub's model repository
-// (Plug and Play, issue 8). With none configured the device page has no
+// (internal/model). With none configured the device page has no
 // model-driven view.
 type Models interface {
 	Model(ctx context.Context, id string) (json.RawMessage, error)
