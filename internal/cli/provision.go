@@ -64,15 +64,21 @@ open operations that an operator approves (ferry provision list --pending).
 many operations may be approved. Revoking the token (ferry provision token
 revoke) also stops the devices that joined with it from registering again.
 
+--auto-approve skips the operator: every operation is approved as it opens,
+under the device id it asks for. Use it in a lab, with --max-uses and a short
+--expires, never for devices in the field.
+
 Example:
   ferry provision token create --name line-3 --expires 30d
-  ferry provision token create --name lab --expires 12h --max-uses 1 --json`,
+  ferry provision token create --name lab --expires 12h --max-uses 1 --json
+  ferry provision token create --name bench --expires 1h --max-uses 1000 --auto-approve`,
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			var hf hubFlags
 			hf.register(fs)
 			name := fs.String("name", "", "the token's `NAME` (letters, digits, - _ .), required")
 			expires := fs.String("expires", "30d", "when the token expires: a `DURATION` from now (30d, 12h, 90m) or an RFC 3339 time")
 			maxUses := fs.Int("max-uses", 0, "approvals allowed, `N` (0: unlimited)")
+			auto := fs.Bool("auto-approve", false, "approve every operation at once, with the requested device id (labs and load tests only: anyone with the token gets a device)")
 			asJSON := fs.Bool("json", false, "print the token, with its secret, as JSON")
 			return func(ctx context.Context, e *env, _ []string) error {
 				if *name == "" {
@@ -89,7 +95,7 @@ Example:
 				if err != nil {
 					return err
 				}
-				t, err := c.CreateProvisioningToken(ctx, provision.CreateTokenRequest{Name: *name, ExpiresAt: at, MaxUses: *maxUses})
+				t, err := c.CreateProvisioningToken(ctx, provision.CreateTokenRequest{Name: *name, ExpiresAt: at, MaxUses: *maxUses, AutoApprove: *auto})
 				if err != nil {
 					return err
 				}
@@ -200,6 +206,9 @@ func printToken(w io.Writer, t *provision.Token, now time.Time) error {
 	row("Name", t.Name)
 	row("Status", tokenStatus(t, now))
 	row("Uses", usesText(t))
+	if t.AutoApprove {
+		row("Approval", "automatic (--auto-approve)")
+	}
 	row("Expires", timeOrDash(t.ExpiresAt))
 	row("Created", timeOrDash(t.CreatedAt))
 	if t.Revoked {

@@ -85,6 +85,14 @@ func (s *Service) Init(ctx context.Context, req InitRequest) (*InitResult, error
 	}
 	s.log.Info("provisioning operation opened", "operation", op.ID, "token", tok.Name,
 		"requestedDevice", op.RequestedDeviceID, "code", op.VerificationCode)
+	if tok.AutoApprove {
+		// The device's first poll finds it approved. A failed approval
+		// (say, the token ran out of uses) leaves the operation pending
+		// for an operator.
+		if _, err := s.Approve(ctx, op.ID, Approval{}); err != nil {
+			s.log.Warn("automatic approval failed; the operation waits for an operator", "operation", op.ID, "error", err)
+		}
+	}
 	return &InitResult{OperationID: op.ID, VerificationCode: op.VerificationCode, ExpiresAt: op.ExpiresAt}, nil
 }
 

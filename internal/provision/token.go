@@ -49,17 +49,19 @@ func (s *Service) CreateToken(ctx context.Context, req CreateTokenRequest) (*New
 	}
 	secret := secretPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
 	t := Token{
-		ID:         hex.EncodeToString(id[:]),
-		Name:       req.Name,
-		CreatedAt:  now,
-		ExpiresAt:  req.ExpiresAt.UTC(),
-		MaxUses:    req.MaxUses,
-		SecretHash: hashSecret(secret),
+		ID:          hex.EncodeToString(id[:]),
+		Name:        req.Name,
+		CreatedAt:   now,
+		ExpiresAt:   req.ExpiresAt.UTC(),
+		MaxUses:     req.MaxUses,
+		AutoApprove: req.AutoApprove,
+		SecretHash:  hashSecret(secret),
 	}
 	if err := s.store.CreateToken(ctx, &t); err != nil {
 		return nil, fmt.Errorf("provision: create token %s: %w", req.Name, err)
 	}
-	s.log.Info("provisioning token created", "token", t.Name, "expires", t.ExpiresAt, "maxUses", t.MaxUses)
+	s.log.Info("provisioning token created", "token", t.Name, "expires", t.ExpiresAt, "maxUses", t.MaxUses,
+		"autoApprove", t.AutoApprove)
 	return &NewToken{Token: t, Secret: secret}, nil
 }
 

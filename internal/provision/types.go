@@ -16,6 +16,10 @@ type Token struct {
 	Uses      int       `json:"uses"`      // approvals so far
 	Revoked   bool      `json:"revoked"`
 	RevokedAt time.Time `json:"revokedAt,omitzero"`
+	// AutoApprove approves every operation the token opens at once, with
+	// the requested device id: for labs and load tests, never for a fleet
+	// in the field (anyone holding the token gets a device).
+	AutoApprove bool `json:"autoApprove,omitempty"`
 
 	// SecretHash is the SHA-256 of the secret; only the store reads it.
 	SecretHash []byte `json:"-"`
@@ -35,6 +39,8 @@ type CreateTokenRequest struct {
 	Name      string    `json:"name"`
 	ExpiresAt time.Time `json:"expiresAt,omitzero"` // default: 30 days from now
 	MaxUses   int       `json:"maxUses,omitempty"`  // 0: unlimited
+	// AutoApprove: see Token.AutoApprove.
+	AutoApprove bool `json:"autoApprove,omitempty"`
 }
 
 // State is the state of a provisioning operation.

@@ -34,7 +34,7 @@ func (c *clock) add(d time.Duration) {
 }
 
 // start runs a hub whose clock the test moves, and a device client for it.
-func start(t *testing.T) (*hubtest.Hub, *provision.Client, *clock) {
+func start(t testing.TB) (*hubtest.Hub, *provision.Client, *clock) {
 	t.Helper()
 	clk := &clock{}
 	h := hubtest.Start(t, func(c *hub.Config) { c.Now = clk.now })
@@ -45,7 +45,7 @@ func start(t *testing.T) (*hubtest.Hub, *provision.Client, *clock) {
 	return h, c, clk
 }
 
-func newToken(t *testing.T, h *hubtest.Hub, req hubprov.CreateTokenRequest) string {
+func newToken(t testing.TB, h *hubtest.Hub, req hubprov.CreateTokenRequest) string {
 	t.Helper()
 	tok, err := h.Client.CreateProvisioningToken(t.Context(), req)
 	if err != nil {

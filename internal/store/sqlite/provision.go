@@ -13,7 +13,7 @@ import (
 
 var _ provision.Store = (*DB)(nil)
 
-const tokenColumns = `id, name, secret_hash, created_at, expires_at, max_uses, uses, revoked_at`
+const tokenColumns = `id, name, secret_hash, created_at, expires_at, max_uses, uses, revoked_at, auto_approve`
 
 const operationColumns = `id, token_id, requested_device_id, verification_code, state, created_at,
 	expires_at, decided_at, device_id, model_id, data, reason`
@@ -21,9 +21,9 @@ const operationColumns = `id, token_id, requested_device_id, verification_code, 
 // CreateToken implements provision.Store.
 func (db *DB) CreateToken(ctx context.Context, t *provision.Token) error {
 	_, err := db.w.ExecContext(ctx, `INSERT INTO provisioning_tokens (`+tokenColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.ID, t.Name, t.SecretHash, formatTime(t.CreatedAt), formatTime(t.ExpiresAt), t.MaxUses, t.Uses,
-		nullTime(t.RevokedAt))
+		nullTime(t.RevokedAt), t.AutoApprove)
 	if isUniqueViolation(err) {
 		err = provision.TokenExistsError(t.Name)
 	}
@@ -99,7 +99,7 @@ func scanToken(r scanner) (*provision.Token, error) {
 		created, expires string
 		revoked          sql.NullString
 	)
-	if err := r.Scan(&t.ID, &t.Name, &t.SecretHash, &created, &expires, &t.MaxUses, &t.Uses, &revoked); err != nil {
+	if err := r.Scan(&t.ID, &t.Name, &t.SecretHash, &created, &expires, &t.MaxUses, &t.Uses, &revoked, &t.AutoApprove); err != nil {
 		return nil, err
 	}
 	var err error
