@@ -260,7 +260,7 @@ func enqueueError(err error) error {
 	case errors.Is(err, queue.ErrTooLarge):
 		return fmt.Errorf("device: enqueue: %w: %w", ErrInvalidMessage, err)
 	default:
-		return fmt.Errorf("device: %w", err) // the store's error names the step
+		return fmt.Errorf("device: enqueue: %w", err)
 	}
 }
 
