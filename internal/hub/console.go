@@ -39,6 +39,7 @@ func (h *Hub) mountConsole(mux *http.ServeMux, apiHandler http.Handler) error {
 	if err != nil {
 		return err
 	}
+	h.closeConsole = c.Close
 	mux.Handle(console.Prefix, c)
 	mux.Handle("/", console.RedirectBrowsers(apiHandler))
 	return nil

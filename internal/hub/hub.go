@@ -69,11 +69,12 @@ type Hub struct {
 	promReg         *prometheus.Registry
 	errlog          *console.ErrorLog // the latest error records, for the console's overview
 
-	ready       chan struct{}
-	cancelHTTP  context.CancelFunc // cancels every request's context at shutdown, ending long polls
-	stopOnce    sync.Once
-	stopErr     error
-	unsubscribe func()
+	ready        chan struct{}
+	cancelHTTP   context.CancelFunc // cancels every request's context at shutdown, ending long polls
+	closeConsole func()             // stops the console's live readers; nil before the HTTP listener
+	stopOnce     sync.Once
+	stopErr      error
+	unsubscribe  func()
 }
 
 // New opens the data dir and binds every listener; it returns an error if a
@@ -310,6 +311,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			errs = append(errs, h.http.Shutdown(ctx))
 		} else if h.httpLn != nil {
 			errs = append(errs, h.httpLn.Close())
+		}
+		if h.closeConsole != nil {
+			h.closeConsole()
 		}
 		errs = append(errs, h.routing.close(ctx)) // before the writer and broker its deliveries use
 		h.pnp.close()
