@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ferry-iot/ferry/internal/api"
 	"github.com/ferry-iot/ferry/internal/registry"
 )
 
@@ -130,40 +131,15 @@ Example:
 }
 
 func caList() *command {
-	return &command{
+	return listCommand(command{
 		path: "ca list", nargs: 0,
 		summary: "list the registered CAs",
 		help: `Example:
   ferry ca list
   ferry ca list --json | jq -r '.[] | select(.isVerified | not) | .name'`,
-		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
-			var hf hubFlags
-			hf.register(fs)
-			asJSON := fs.Bool("json", false, "print a JSON array of CAs")
-			return func(ctx context.Context, e *env, _ []string) error {
-				c, err := e.client(&hf)
-				if err != nil {
-					return err
-				}
-				list, err := c.CAs(ctx)
-				if err != nil {
-					return err
-				}
-				if list == nil {
-					list = []registry.CA{}
-				}
-				if *asJSON {
-					return writeJSON(e.stdout, list)
-				}
-				t := newTable(e.stdout)
-				fmt.Fprintln(t, "NAME\tVERIFIED\tEXPIRES\tSUBJECT")
-				for _, ca := range list {
-					fmt.Fprintf(t, "%s\t%v\t%s\t%s\n", ca.Name, ca.Verified, ca.NotAfter.UTC().Format(time.RFC3339), ca.Subject)
-				}
-				return t.Flush()
-			}
-		},
-	}
+	}, "NAME\tVERIFIED\tEXPIRES\tSUBJECT", (*api.Client).CAs, func(w io.Writer, ca *registry.CA) {
+		fmt.Fprintf(w, "%s\t%v\t%s\t%s\n", ca.Name, ca.Verified, ca.NotAfter.UTC().Format(time.RFC3339), ca.Subject)
+	})
 }
 
 func caShow() *command {

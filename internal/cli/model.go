@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ferry-iot/ferry/internal/api"
 	"github.com/ferry-iot/ferry/internal/model"
 )
 
@@ -123,36 +124,11 @@ func describeSummary(s model.Summary) string {
 }
 
 func modelList() *command {
-	return &command{
-		path: "model list", summary: "list the interfaces in the repository",
-		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
-			var hf hubFlags
-			hf.register(fs)
-			asJSON := fs.Bool("json", false, "print a JSON array")
-			return func(ctx context.Context, e *env, _ []string) error {
-				c, err := e.client(&hf)
-				if err != nil {
-					return err
-				}
-				list, err := c.Models(ctx)
-				if err != nil {
-					return err
-				}
-				if *asJSON {
-					if list == nil {
-						list = []model.Summary{}
-					}
-					return writeJSON(e.stdout, list)
-				}
-				t := newTable(e.stdout)
-				fmt.Fprintln(t, "ID\tNAME\tDTDL\tTELEMETRY\tPROPERTIES\tCOMMANDS\tCOMPONENTS")
-				for _, s := range list {
-					fmt.Fprintf(t, "%s\t%s\tv%d\t%d\t%d\t%d\t%d\n", s.ID, orDash(s.DisplayName), s.DTDLVersion, s.Telemetry, s.Properties, s.Commands, len(s.Components))
-				}
-				return t.Flush()
-			}
-		},
-	}
+	return listCommand(command{path: "model list", summary: "list the interfaces in the repository"},
+		"ID\tNAME\tDTDL\tTELEMETRY\tPROPERTIES\tCOMMANDS\tCOMPONENTS", (*api.Client).Models,
+		func(w io.Writer, s *model.Summary) {
+			fmt.Fprintf(w, "%s\t%s\tv%d\t%d\t%d\t%d\t%d\n", s.ID, orDash(s.DisplayName), s.DTDLVersion, s.Telemetry, s.Properties, s.Commands, len(s.Components))
+		})
 }
 
 func modelShow() *command {

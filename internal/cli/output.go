@@ -1,14 +1,53 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"text/tabwriter"
 	"time"
 
+	"github.com/ferry-iot/ferry/internal/api"
 	"github.com/ferry-iot/ferry/internal/registry"
 )
+
+// listCommand builds a "NOUN list" verb: it fetches the items from the hub
+// (fetch is an api.Client method expression, such as (*api.Client).Routes)
+// and prints them as a JSON array with --json (never null, so scripts can
+// index it), else as the table row prints under header.
+func listCommand[T any](c command, header string, fetch func(*api.Client, context.Context) ([]T, error),
+	row func(w io.Writer, item *T)) *command {
+	c.setup = func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+		var hf hubFlags
+		hf.register(fs)
+		asJSON := fs.Bool("json", false, "print a JSON array")
+		return func(ctx context.Context, e *env, _ []string) error {
+			client, err := e.client(&hf)
+			if err != nil {
+				return err
+			}
+			list, err := fetch(client, ctx)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				if list == nil {
+					list = []T{}
+				}
+				return writeJSON(e.stdout, list)
+			}
+			t := newTable(e.stdout)
+			fmt.Fprintln(t, header)
+			for i := range list {
+				row(t, &list[i])
+			}
+			return t.Flush()
+		}
+	}
+	return &c
+}
 
 // writeJSON writes v as indented JSON and a newline: the --json output of
 // the verbs that print one result. HTML characters stay as they are, since

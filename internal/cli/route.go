@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ferry-iot/ferry/internal/api"
 	"github.com/ferry-iot/ferry/internal/route"
 )
 
@@ -167,42 +168,17 @@ Examples:
 }
 
 func routeList() *command {
-	return &command{
+	return listCommand(command{
 		path: "route list", summary: "list the routes",
 		help: `Example:
   ferry route list --json | jq -r '.[].name'`,
-		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
-			var hf hubFlags
-			hf.register(fs)
-			asJSON := fs.Bool("json", false, "print the routes as JSON")
-			return func(ctx context.Context, e *env, _ []string) error {
-				c, err := e.client(&hf)
-				if err != nil {
-					return err
-				}
-				list, err := c.Routes(ctx)
-				if err != nil {
-					return err
-				}
-				if *asJSON {
-					if list == nil {
-						list = []route.Route{}
-					}
-					return writeJSON(e.stdout, list)
-				}
-				tw := newTable(e.stdout)
-				fmt.Fprintln(tw, "NAME\tSOURCE\tENABLED\tENDPOINTS\tCONDITION")
-				for _, r := range list {
-					var eps []string
-					for _, ep := range r.Endpoints {
-						eps = append(eps, ep.String())
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%v\t%s\t%s\n", r.Name, r.Source, r.Enabled, strings.Join(eps, ", "), orDash(r.Condition))
-				}
-				return tw.Flush()
-			}
-		},
-	}
+	}, "NAME\tSOURCE\tENABLED\tENDPOINTS\tCONDITION", (*api.Client).Routes, func(w io.Writer, r *route.Route) {
+		var eps []string
+		for _, ep := range r.Endpoints {
+			eps = append(eps, ep.String())
+		}
+		fmt.Fprintf(w, "%s\t%s\t%v\t%s\t%s\n", r.Name, r.Source, r.Enabled, strings.Join(eps, ", "), orDash(r.Condition))
+	})
 }
 
 func routeShow() *command {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -73,36 +74,10 @@ Example:
 }
 
 func schemaList() *command {
-	return &command{
-		path: "schema list", summary: "list the registered schemas",
-		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
-			var hf hubFlags
-			hf.register(fs)
-			asJSON := fs.Bool("json", false, "print the schemas as JSON")
-			return func(ctx context.Context, e *env, _ []string) error {
-				c, err := e.client(&hf)
-				if err != nil {
-					return err
-				}
-				list, err := c.Schemas(ctx)
-				if err != nil {
-					return err
-				}
-				if *asJSON {
-					if list == nil {
-						list = []schema.Schema{}
-					}
-					return writeJSON(e.stdout, list)
-				}
-				tw := newTable(e.stdout)
-				fmt.Fprintln(tw, "NAME\tMESSAGE\tREGISTERED")
-				for _, s := range list {
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", s.Name, s.Message, timeOrDash(s.Created))
-				}
-				return tw.Flush()
-			}
-		},
-	}
+	return listCommand(command{path: "schema list", summary: "list the registered schemas"},
+		"NAME\tMESSAGE\tREGISTERED", (*api.Client).Schemas, func(w io.Writer, s *schema.Schema) {
+			fmt.Fprintf(w, "%s\t%s\t%s\n", s.Name, s.Message, timeOrDash(s.Created))
+		})
 }
 
 func schemaDelete() *command {
