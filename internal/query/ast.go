@@ -13,6 +13,13 @@ type Query struct {
 	From    Source       // devices or devices.modules
 	Where   Expr         // nil when there is no WHERE clause
 	GroupBy []Field      // the GROUP BY fields, if any
+	OrderBy []OrderItem  // the ORDER BY items, if any
+}
+
+// OrderItem is one item of an ORDER BY list.
+type OrderItem struct {
+	Field Field
+	Desc  bool // DESC; ASC (the default) otherwise
 }
 
 // Aggregate reports whether the query returns counts (it selects COUNT()).
@@ -183,6 +190,17 @@ func (q *Query) String() string {
 			b.WriteString(", ")
 		}
 		f.write(&b)
+	}
+	for i, it := range q.OrderBy {
+		if i == 0 {
+			b.WriteString(" ORDER BY ")
+		} else {
+			b.WriteString(", ")
+		}
+		it.Field.write(&b)
+		if it.Desc {
+			b.WriteString(" DESC")
+		}
 	}
 	return b.String()
 }

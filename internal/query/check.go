@@ -1,7 +1,8 @@
 package query
 
 // check enforces the rules that are not grammar: moduleId only FROM
-// devices.modules, and COUNT() with GROUP BY as in Azure IoT Hub.
+// devices.modules, COUNT() with GROUP BY as in Azure IoT Hub, and ORDER BY
+// fields named once and only in queries that do not count.
 func check(q *Query) error {
 	var fields []Field
 	for _, it := range q.Select {
@@ -10,11 +11,24 @@ func check(q *Query) error {
 		}
 	}
 	fields = append(fields, q.GroupBy...)
+	for _, it := range q.OrderBy {
+		fields = append(fields, it.Field)
+	}
 	fields = exprFields(q.Where, fields)
 	if q.From == Devices {
 		for _, f := range fields {
 			if f.Root == ModuleID {
 				return errorAt(f.Pos, "moduleId is defined only FROM devices.modules")
+			}
+		}
+	}
+	for i, it := range q.OrderBy {
+		if q.Aggregate() {
+			return errorAt(it.Field.Pos, "ORDER BY cannot be used with COUNT(); groups come ordered by the GROUP BY fields")
+		}
+		for _, prev := range q.OrderBy[:i] {
+			if sameField(prev.Field, it.Field) {
+				return errorAt(it.Field.Pos, "%s appears twice in ORDER BY", it.Field)
 			}
 		}
 	}

@@ -25,22 +25,39 @@ var StarColumns = []string{"tags", "desired", "reported", "desired_version", "re
 //     JSON text (NULL for devices where it is undefined, which form one
 //     group) or the count. Rows are ordered by the GROUP BY fields.
 //
-// Non-aggregate rows are ordered by device id, then module id, and page
-// selects a window of them. Aggregates accept page.Limit but not
-// page.After. Errors in q or page are fault.Invalid; a bad schema is an
-// internal error.
+// Non-aggregate rows are ordered by the ORDER BY items, then by device id
+// and module id in the direction of the last item (ascending without
+// ORDER BY), and page selects a window of them. With ORDER BY, the row's
+// sort key values follow its columns (one per scalar item, two per JSON
+// item, then the ids), for Run to build the next page's token.
+// Aggregates accept page.Limit but not page.After. Errors in q or page are
+// fault.Invalid; a bad schema is an internal error.
+//
+// Ordering by a registry column (deviceId, status, connectionState,
+// lastActivityTime, modelId) reads Ferry's indexes on (column, device id),
+// so a page costs its own rows whichever page it is. Ordering by a JSON
+// field (tags, properties) or a $version has no index: every page reads
+// and sorts all rows that match the condition.
 func Compile(q *Query, s Schema, d Dialect, page Page) (sql string, args []any, err error) {
-	if err := s.check(); err != nil {
-		return "", nil, err
-	}
-	if page.Limit < 0 {
-		return "", nil, fault.Invalidf("query: negative page limit %d", page.Limit)
-	}
-	c := &compiler{s: s, d: d, q: q, index: map[any]int{}}
-	if err := c.compile(page); err != nil {
+	c, err := compile(q, s, d, page)
+	if err != nil {
 		return "", nil, err
 	}
 	return c.b.String(), c.args, nil
+}
+
+func compile(q *Query, s Schema, d Dialect, page Page) (*compiler, error) {
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	if page.Limit < 0 {
+		return nil, fault.Invalidf("query: negative page limit %d", page.Limit)
+	}
+	c := &compiler{s: s, d: d, q: q, index: map[any]int{}}
+	if err := c.compile(page); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // compiler holds the state of one compilation.
@@ -51,6 +68,8 @@ type compiler struct {
 	b     strings.Builder
 	args  []any
 	index map[any]int // argument value -> its number, so repeats bind once
+	keys  []sortKey   // the row order of a non-aggregate query
+	extra int         // trailing columns holding the sort keys (with ORDER BY)
 }
 
 // arg binds v and returns its placeholder.
@@ -84,6 +103,16 @@ func (c *compiler) compile(page Page) error {
 	if agg && page.After != "" {
 		return fault.Invalidf("query: a COUNT() query has a single page")
 	}
+	if agg && len(q.OrderBy) > 0 {
+		return fault.Invalidf("query: ORDER BY cannot be used with COUNT()")
+	}
+	if !agg {
+		keys, err := c.orderKeys()
+		if err != nil {
+			return err
+		}
+		c.keys = keys
+	}
 	dev, mod := c.key()
 	var cols []string
 	if !agg {
@@ -103,6 +132,12 @@ func (c *compiler) compile(page Page) error {
 		}
 		cols = append(cols, c.json(o))
 	}
+	if len(q.OrderBy) > 0 {
+		for _, k := range c.keys {
+			cols = append(cols, k.expr)
+		}
+		c.extra = len(c.keys)
+	}
 	c.b.WriteString("SELECT ")
 	c.b.WriteString(strings.Join(cols, ", "))
 	c.from()
@@ -118,36 +153,34 @@ func (c *compiler) compile(page Page) error {
 		conds = append(conds, w)
 	}
 	if page.After != "" {
-		after, err := c.after(page.After)
+		vals, err := decodeToken(q, c.keys, page.After)
 		if err != nil {
 			return err
 		}
-		conds = append(conds, after)
+		conds = append(conds, c.afterKeys(c.keys, vals))
 	}
 	if len(conds) > 0 {
 		c.b.WriteString(" WHERE ")
 		c.b.WriteString(strings.Join(conds, " AND "))
 	}
-	order := []string{dev, mod}
 	if agg {
-		order = order[:0]
+		var groups []string
 		for _, f := range q.GroupBy {
 			o, err := c.operand(f)
 			if err != nil {
 				return err
 			}
-			order = append(order, c.json(o))
+			groups = append(groups, c.json(o))
 		}
-		if len(order) > 0 {
+		if len(groups) > 0 {
 			c.b.WriteString(" GROUP BY ")
-			c.b.WriteString(strings.Join(order, ", "))
+			c.b.WriteString(strings.Join(groups, ", "))
+			c.b.WriteString(" ORDER BY ")
+			c.b.WriteString(strings.Join(groups, ", "))
 		}
-	} else if q.From == Devices {
-		order = order[:1]
-	}
-	if len(order) > 0 {
+	} else {
 		c.b.WriteString(" ORDER BY ")
-		c.b.WriteString(strings.Join(order, ", "))
+		c.b.WriteString(orderBy(c.keys))
 	}
 	if page.Limit > 0 {
 		c.b.WriteString(" LIMIT ")
@@ -180,20 +213,4 @@ func (c *compiler) starColumns() []string {
 		}
 	}
 	return cols
-}
-
-// after returns the condition that skips rows up to the token's key.
-func (c *compiler) after(token string) (string, error) {
-	dev, mod, err := parseContinuation(token)
-	if err != nil {
-		return "", err
-	}
-	devCol, modCol := c.key()
-	if c.q.From == Devices {
-		// A device row's module id is "", which sorts first, so the row of
-		// dev itself is never after (dev, mod).
-		return devCol + " > " + c.arg(dev), nil
-	}
-	pd, pm := c.arg(dev), c.arg(mod)
-	return "(" + devCol + " > " + pd + " OR (" + devCol + " = " + pd + " AND " + modCol + " > " + pm + "))", nil
 }

@@ -45,4 +45,12 @@ type Dialect interface {
 	StartsWith(s, prefix string) string
 	// EndsWith is true when the text s ends with suffix.
 	EndsWith(s, suffix string) string
+	// JSONOrder returns two expressions, never NULL, that order the values
+	// at path as ORDER BY does: rank is the value's type, 0 for a missing
+	// value (also when doc is SQL NULL), then 1 null, 2 boolean, 3 number,
+	// 4 string, 5 array, 6 object (Cosmos DB's order of types); value
+	// orders values of one rank: 0 for missing and null, 0 and 1 for
+	// false and true, numbers numerically, strings by bytes, arrays and
+	// objects by their JSON text.
+	JSONOrder(doc, path string) (rank, value string)
 }

@@ -8,6 +8,8 @@
 // below a root are case-sensitive.
 //
 //	query     = SELECT select FROM source [WHERE cond] [GROUP BY field {"," field}]
+//	            [ORDER BY order {"," order}]
+//	order     = field [ASC | DESC]
 //	select    = "*" | item {"," item}
 //	item      = (field | COUNT "(" ")") [AS name]
 //	source    = devices | devices.modules
@@ -40,7 +42,8 @@
 // COUNT() may select only fields it groups by. moduleId exists only FROM
 // devices.modules; status, connectionState, lastActivityTime and modelId
 // exist only FROM devices (Compile refuses them for modules, whose
-// registry Ferry's schema does not hold yet). Parse refuses text longer
+// registry Ferry's schema does not hold yet). ORDER BY names each field
+// once and cannot be used with COUNT(). Parse refuses text longer
 // than MaxLength and conditions nested more than 64 levels deep.
 //
 // # Semantics
@@ -73,6 +76,20 @@
 //
 // Precedence, tightest first: comparisons and functions, NOT, AND, OR.
 //
+// # Order
+//
+// Azure IoT Hub's documented grammar stops at GROUP BY; ORDER BY follows
+// the Cosmos DB SQL it derives from: ascending unless DESC, by the first
+// item, then the next. Values of different JSON types order by type:
+// missing, null, booleans (false, true), numbers, strings, arrays, objects
+// (arrays and objects among themselves by their JSON text); DESC reverses
+// this, so devices without the field come first ascending and last
+// descending. Numbers compare numerically, strings and the scalar fields
+// (deviceId, status, lastActivityTime...) by bytes. Rows that tie on every
+// item are ordered by deviceId (then moduleId) in the direction of the last
+// item, so the order is total and pages neither repeat nor skip a row.
+// Without ORDER BY, rows come by deviceId, then moduleId.
+//
 // # Compilation
 //
 // Compile writes SQL for a Dialect (SQLite so far) over a Schema
@@ -82,4 +99,13 @@
 // registered device left-joined to its device twin (module id ""); FROM
 // devices.modules reads twins whose module id is not "". See Compile for
 // the shape of the rows and Page for paging.
+//
+// # Paging
+//
+// Run returns a page and a continuation token that carries the sort key
+// values of the page's last row and a fingerprint of the query; the next
+// page reads the rows after those values (keyset paging, no OFFSET), so a
+// page costs the same whichever page it is when an index serves the
+// order. A token is refused by any other query. Rows written between pages
+// appear in later pages only if they sort after the token.
 package query

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -34,11 +35,11 @@ func Run(ctx context.Context, db Querier, text string, page Page) (Result, error
 	if !q.Aggregate() {
 		page.Limit++ // one more than asked tells whether another page exists
 	}
-	stmt, args, err := Compile(q, DefaultSchema, SQLite{}, page)
+	c, err := compile(q, DefaultSchema, SQLite{}, page)
 	if err != nil {
 		return Result{}, err
 	}
-	rows, err := db.ReadQuery(ctx, stmt, args...)
+	rows, err := db.ReadQuery(ctx, c.b.String(), c.args...)
 	if err != nil {
 		return Result{}, fmt.Errorf("query: run: %w", err)
 	}
@@ -48,19 +49,26 @@ func Run(ctx context.Context, db Querier, text string, page Page) (Result, error
 		return Result{}, fmt.Errorf("query: run: %w", err)
 	}
 	var res Result
-	var lastDev, lastMod string
+	n := len(cols) - c.extra
+	vals := make([]sql.NullString, n)
+	keys := make([]any, c.extra)
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for i := range keys {
+		ptrs[n+i] = &keys[i]
+	}
+	var last []any // the sort key values of the last row read
 	for rows.Next() {
-		vals := make([]sql.NullString, len(cols))
-		ptrs := make([]any, len(vals))
-		for i := range vals {
-			ptrs[i] = &vals[i]
+		if !q.Aggregate() && len(res.Items) == limit {
+			if res.Continuation, err = encodeToken(q, last); err != nil {
+				return Result{}, err
+			}
+			break
 		}
 		if err := rows.Scan(ptrs...); err != nil {
 			return Result{}, fmt.Errorf("query: read row: %w", err)
-		}
-		if !q.Aggregate() && len(res.Items) == limit {
-			res.Continuation = Continuation(lastDev, lastMod)
-			break
 		}
 		var item json.RawMessage
 		switch {
@@ -71,8 +79,13 @@ func Run(ctx context.Context, db Querier, text string, page Page) (Result, error
 		default:
 			item = renderFields(q, vals)
 		}
-		if !q.Aggregate() {
-			lastDev, lastMod = vals[0].String, vals[1].String
+		switch {
+		case c.extra > 0:
+			last = slices.Clone(keys)
+		case q.From == Modules:
+			last = []any{vals[0].String, vals[1].String}
+		default:
+			last = []any{vals[0].String}
 		}
 		res.Items = append(res.Items, item)
 	}

@@ -46,6 +46,11 @@ func TestParse(t *testing.T) {
 			"SELECT * FROM devices WHERE connectionState = 'Connected' AND lastActivityTime > '2024' AND modelId = ''"},
 		{"SELECT * FROM devices WHERE tags.x = 9223372036854775807 AND tags.y = 9223372036854775808",
 			"SELECT * FROM devices WHERE tags.x = 9223372036854775807 AND tags.y = 9.223372036854776e+18"},
+		{"SELECT * FROM devices ORDER BY lastActivityTime DESC", ""},
+		{"select * from devices where status = 'enabled' order by tags.site asc, DeviceId desc",
+			"SELECT * FROM devices WHERE status = 'enabled' ORDER BY tags.site, deviceId DESC"},
+		{"SELECT deviceId, tags.a AS a FROM devices.modules ORDER BY moduleId, properties.reported.$version DESC, tags['a b'], properties.desired.x.y", ""},
+		{"SELECT * FROM devices ORDER BY status, connectionState, modelId DESC", ""},
 	}
 	for _, tt := range tests {
 		q, err := query.Parse(tt.in)
@@ -112,6 +117,18 @@ func TestParseErrors(t *testing.T) {
 		{"SELECT * FROM devices WHERE tags.a = 1 tags.b = 2", "line 1, column 40: expected end of query, found 'tags'"},
 		{"SELECT * FROM devices WHERE tags.a = 'a very long string literal indeed'", "line 1, column 38: expected end of query"},
 		{"SELECT * FROM devices WHERE tags.x = '\xff'", "line 1, column 39: query is not valid UTF-8"},
+		{"SELECT * FROM devices ORDER tags.a", "line 1, column 29: expected BY after ORDER, found 'tags'"},
+		{"SELECT * FROM devices ORDER BY", "line 1, column 31: expected a field after ORDER BY, found end of query"},
+		{"SELECT * FROM devices ORDER BY 'x'", "line 1, column 32: expected a field after ORDER BY, found ''x''"},
+		{"SELECT * FROM devices ORDER BY tags.a,", "line 1, column 39: expected a field after ORDER BY, found end of query"},
+		{"SELECT * FROM devices ORDER BY color DESC", "line 1, column 32: unknown field 'color'; fields are deviceId, moduleId, status, connectionState, lastActivityTime, modelId, tags..., properties.desired... and properties.reported..."},
+		{"SELECT * FROM devices ORDER BY status.x", "line 1, column 38: status has no fields below it"},
+		{"SELECT * FROM devices ORDER BY tags.a DESC ASC", "line 1, column 44: expected end of query, found 'ASC'"},
+		{"SELECT * FROM devices ORDER BY tags.a WHERE tags.a = 1", "line 1, column 39: expected end of query, found 'WHERE'"},
+		{"SELECT * FROM devices ORDER BY tags.a DESC, tags['a']", "line 1, column 45: tags.a appears twice in ORDER BY"},
+		{"SELECT * FROM devices ORDER BY moduleId", "line 1, column 32: moduleId is defined only FROM devices.modules"},
+		{"SELECT COUNT() FROM devices ORDER BY status", "line 1, column 38: ORDER BY cannot be used with COUNT(); groups come ordered by the GROUP BY fields"},
+		{"SELECT tags.a AS order FROM devices", "line 1, column 18: expected a name after AS, found 'order'"},
 	}
 	for _, tt := range tests {
 		_, err := query.Parse(tt.in)

@@ -12,7 +12,7 @@ const MaxLength = 64 << 10
 const maxDepth = 64
 
 // reserved words cannot be aliases.
-var reserved = map[string]bool{"SELECT": true, "FROM": true, "WHERE": true, "GROUP": true, "BY": true,
+var reserved = map[string]bool{"SELECT": true, "FROM": true, "WHERE": true, "GROUP": true, "ORDER": true, "BY": true,
 	"AS": true, "AND": true, "OR": true, "NOT": true, "IN": true, "NIN": true, "COUNT": true,
 	"TRUE": true, "FALSE": true, "NULL": true}
 
@@ -133,6 +133,11 @@ func (p *parser) parseQuery() (*Query, error) {
 			return nil, err
 		}
 	}
+	if p.isWord("ORDER") {
+		if err := p.parseOrderBy(q); err != nil {
+			return nil, err
+		}
+	}
 	if p.tok.kind != tEOF {
 		return nil, p.expected("end of query")
 	}
@@ -205,6 +210,42 @@ func (p *parser) parseGroupBy(q *Query) error {
 			return err
 		}
 		q.GroupBy = append(q.GroupBy, f)
+		if !p.isPunct(",") {
+			return nil
+		}
+		if err := p.next(); err != nil {
+			return err
+		}
+	}
+}
+
+func (p *parser) parseOrderBy(q *Query) error {
+	if err := p.next(); err != nil {
+		return err
+	}
+	if err := p.eatWord("BY", "BY after ORDER"); err != nil {
+		return err
+	}
+	for {
+		if p.tok.kind != tIdent || reserved[strings.ToUpper(p.tok.text)] {
+			return p.expected("a field after ORDER BY")
+		}
+		f, err := p.parseField()
+		if err != nil {
+			return err
+		}
+		it := OrderItem{Field: f}
+		switch {
+		case p.isWord("ASC"):
+			err = p.next()
+		case p.isWord("DESC"):
+			it.Desc = true
+			err = p.next()
+		}
+		if err != nil {
+			return err
+		}
+		q.OrderBy = append(q.OrderBy, it)
 		if !p.isPunct(",") {
 			return nil
 		}

@@ -1,12 +1,6 @@
 package query
 
-import (
-	"encoding/base64"
-	"encoding/json"
-	"fmt"
-
-	"github.com/ferry-iot/ferry/internal/fault"
-)
+import "fmt"
 
 // Schema names the tables and columns a query compiles against. Every name
 // must be a plain SQL identifier (letters, digits, '_'); Compile refuses
@@ -77,29 +71,9 @@ func isSQLIdent(s string) bool {
 }
 
 // Page selects one page of a non-aggregate query's rows, which are ordered
-// by device id, then module id (byte order).
+// by the query's ORDER BY items, then by device id and module id (byte
+// order); see Compile.
 type Page struct {
 	Limit int    // at most this many rows; 0 means no limit
-	After string // continuation token from Continuation; "" for the first page
-}
-
-// Continuation returns the opaque token that continues a listing after the
-// row of deviceID and moduleID (moduleID is "" for a device twin). The
-// caller builds it from the last row of a page.
-func Continuation(deviceID, moduleID string) string {
-	b, _ := json.Marshal([2]string{deviceID, moduleID})
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// parseContinuation decodes a token made by Continuation.
-func parseContinuation(token string) (deviceID, moduleID string, err error) {
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	var key []string
-	if err == nil {
-		err = json.Unmarshal(b, &key)
-	}
-	if err != nil || len(key) != 2 {
-		return "", "", fault.Invalidf("query: malformed continuation token")
-	}
-	return key[0], key[1], nil
+	After string // continuation token of the previous page (see Run); "" for the first page
 }

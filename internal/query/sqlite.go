@@ -84,3 +84,12 @@ func (SQLite) EndsWith(s, suffix string) string {
 	return "(length(" + s + ") >= length(" + suffix + ") AND substr(" + s + ", length(" + s +
 		") - length(" + suffix + ") + 1) = " + suffix + ")"
 }
+
+// JSONOrder implements Dialect. json_extract yields 1 and 0 for booleans,
+// NULL for null and missing values, and minified JSON text for arrays and
+// objects.
+func (SQLite) JSONOrder(doc, path string) (rank, value string) {
+	rank = "(CASE json_type(" + doc + ", " + path + ") WHEN 'null' THEN 1 WHEN 'false' THEN 2 WHEN 'true' THEN 2 " +
+		"WHEN 'integer' THEN 3 WHEN 'real' THEN 3 WHEN 'text' THEN 4 WHEN 'array' THEN 5 WHEN 'object' THEN 6 ELSE 0 END)"
+	return rank, "COALESCE(json_extract(" + doc + ", " + path + "), 0)"
+}
