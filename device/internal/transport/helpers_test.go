@@ -83,6 +83,7 @@ func (d *dialer) lastConn() *gateConn {
 type gateConn struct {
 	net.Conn
 	held      atomic.Bool
+	heldPings atomic.Int64 // PINGREQs written while held (plain MQTT only)
 	release   chan struct{}
 	closed    chan struct{}
 	relOnce   sync.Once
@@ -109,6 +110,15 @@ func (g *gateConn) Read(p []byte) (int, error) {
 		return 0, errDropped
 	}
 	return n, err
+}
+
+// Write counts the PINGREQs written while held. Over TLS the bytes are
+// sealed, so only a plain MQTT connection shows them.
+func (g *gateConn) Write(p []byte) (int, error) {
+	if g.held.Load() && len(p) == 2 && p[0] == 0xC0 && p[1] == 0 {
+		g.heldPings.Add(1)
+	}
+	return g.Conn.Write(p)
 }
 
 func (g *gateConn) Close() error {
