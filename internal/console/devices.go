@@ -42,19 +42,119 @@ type listParams struct {
 	Search string // device id prefix
 	Where  string // a query-language condition
 	State  string // "", "connected", "disconnected"
+	Sort   string // a key of sortColumns or "tags.<path>"; "" is "id"
+	Desc   bool   // order=desc
 	After  string // continuation token
 	Size   int
+}
+
+// sortColumn is a column of the list the server can order by.
+type sortColumn struct {
+	Key, Label, Field string
+	Desc              bool // the direction a first click sorts in
+}
+
+// sortColumns are the list's sortable columns, in table order. The
+// registry columns have indexes on (column, device id), so every page is a
+// seek; ordering by a tag reads and sorts every matching device.
+var sortColumns = []sortColumn{
+	{"id", "Device id", "deviceId", false},
+	{"conn", "Connection", "connectionState", false},
+	{"status", "Status", "status", false},
+	{"activity", "Last activity", "lastActivityTime", true},
+	{"model", "Model id", "modelId", false},
 }
 
 func parseListParams(r *http.Request) listParams {
 	q := r.URL.Query()
 	p := listParams{Search: strings.TrimSpace(q.Get("q")), Where: strings.TrimSpace(q.Get("where")),
-		State: q.Get("state"), After: q.Get("after")}
+		State: q.Get("state"), Sort: q.Get("sort"), After: q.Get("after")}
 	p.Size, _ = strconv.Atoi(q.Get("size"))
 	if p.Size != 25 && p.Size != 100 {
 		p.Size = 50
 	}
+	if p.sortField() == "" || p.Sort == "id" {
+		p.Sort = ""
+	}
+	p.Desc = q.Get("order") == "desc"
 	return p
+}
+
+// sortField is the query-language field p sorts by, or "" for an unknown
+// sort key. A tag path is letters, digits and '_' between dots, so it
+// cannot change the query's text around it.
+func (p listParams) sortField() string {
+	if p.Sort == "" {
+		return "deviceId"
+	}
+	for _, c := range sortColumns {
+		if c.Key == p.Sort {
+			return c.Field
+		}
+	}
+	path, ok := strings.CutPrefix(p.Sort, "tags.")
+	if !ok || len(path) > 200 {
+		return ""
+	}
+	for _, k := range strings.Split(path, ".") {
+		if k == "" || strings.IndexFunc(k, func(r rune) bool {
+			return !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+		}) >= 0 {
+			return ""
+		}
+	}
+	return p.Sort
+}
+
+// sortHeader is one column header's sort link.
+type sortHeader struct {
+	Label    string
+	Href     string
+	AriaSort string // "ascending", "descending" or "" when the list is not sorted by it
+	Next     string // what following the link does, for screen readers
+}
+
+// headers returns the sort links of the list's columns: following the
+// sorted column's link reverses its direction; another column's link sorts
+// by it in its first direction, from the first page.
+func (p listParams) headers() []sortHeader {
+	out := make([]sortHeader, 0, len(sortColumns))
+	for _, c := range sortColumns {
+		h := sortHeader{Label: c.Label}
+		q := p
+		q.Sort, q.Desc = c.Key, c.Desc
+		if c.Key == "id" {
+			q.Sort = ""
+		}
+		if q.Sort == p.Sort {
+			h.AriaSort = "ascending"
+			if p.Desc {
+				h.AriaSort = "descending"
+			}
+			q.Desc = !p.Desc
+		}
+		h.Next = "sort ascending"
+		if q.Desc {
+			h.Next = "sort descending"
+		}
+		h.Href = q.link("")
+		out = append(out, h)
+	}
+	return out
+}
+
+// orderText describes the list's order for its caption.
+func (p listParams) orderText() string {
+	name := p.sortField()
+	for _, c := range sortColumns {
+		if c.Field == name {
+			name = strings.ToLower(c.Label)
+		}
+	}
+	if p.Desc {
+		return name + ", descending"
+	}
+	return name + ", ascending"
 }
 
 // queryText builds the query-language text for p.
@@ -76,6 +176,12 @@ func (p listParams) queryText() string {
 	if len(conds) > 0 {
 		text += " WHERE " + strings.Join(conds, " AND ")
 	}
+	if p.Sort != "" || p.Desc {
+		text += " ORDER BY " + p.sortField()
+		if p.Desc {
+			text += " DESC"
+		}
+	}
 	return text
 }
 
@@ -87,7 +193,7 @@ func quote(s string) string {
 
 // link returns the list URL for p with the continuation after.
 func (p listParams) link(after string) string {
-	v := make([]string, 0, 5)
+	v := make([]string, 0, 7)
 	add := func(k, val string) {
 		if val != "" {
 			v = append(v, k+"="+urlQuery(val))
@@ -96,6 +202,10 @@ func (p listParams) link(after string) string {
 	add("q", p.Search)
 	add("where", p.Where)
 	add("state", p.State)
+	add("sort", p.Sort)
+	if p.Desc {
+		add("order", "desc")
+	}
 	if p.Size != 50 {
 		add("size", strconv.Itoa(p.Size))
 	}
@@ -121,6 +231,10 @@ func (c *Console) devicesPage(w http.ResponseWriter, r *http.Request) {
 	data := map[string]any{
 		"P": p, "Rows": rows, "Total": total, "Query": p.queryText(), "Error": qerr,
 		"Next": "", "First": "", "Connected": c.cfg.Presence.ConnectedCount(),
+		"Headers": p.headers(), "Order": p.orderText(), "TagSort": "",
+	}
+	if strings.HasPrefix(p.Sort, "tags.") {
+		data["TagSort"] = map[bool]string{false: "ascending", true: "descending"}[p.Desc]
 	}
 	if next != "" {
 		data["Next"] = p.link(next)

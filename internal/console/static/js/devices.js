@@ -1,5 +1,6 @@
 // The device list: create, enable/disable, delete, copy connection
-// strings, sort the page, live connection state.
+// strings, live connection state. Sorting is the server's: the column
+// headers are links.
 import { api, problem, toast, ago, copyConnectionString, pollPresence } from "./app.js";
 
 const table = document.getElementById("device-table");
@@ -71,31 +72,6 @@ tbody.addEventListener("click", async (ev) => {
       return;
     }
   }
-});
-
-// Sorting within the page (the server orders pages by device id).
-const keyOf = {
-  id: (tr) => tr.dataset.id,
-  conn: (tr) => (tr.querySelector("[data-conn]").classList.contains("on") ? 0 : 1),
-  status: (tr) => tr.dataset.status,
-  activity: (tr) => -Number(tr.dataset.activity || 0),
-  model: (tr) => tr.dataset.model,
-};
-table.querySelectorAll("button.sort").forEach((btn) => {
-  btn.addEventListener("click", () => {
-    const key = btn.dataset.key;
-    const dir = btn.getAttribute("aria-sort") === "ascending" ? "descending" : "ascending";
-    table.querySelectorAll("button.sort").forEach((o) => o.removeAttribute("aria-sort"));
-    btn.setAttribute("aria-sort", dir);
-    const rows = [...tbody.querySelectorAll("tr[data-id]")];
-    const f = keyOf[key];
-    rows.sort((a, b) => {
-      const x = f(a), y = f(b);
-      const c = x < y ? -1 : x > y ? 1 : 0;
-      return dir === "ascending" ? c : -c;
-    });
-    tbody.append(...rows);
-  });
 });
 
 // Live connection state and last activity.
