@@ -24,6 +24,8 @@ const maxItemCountHdr = "x-ms-max-item-count"
 
 // runQuery answers POST /devices/query as Azure does: a JSON array, the page
 // size from x-ms-max-item-count, the next page's token in x-ms-continuation.
+// The token is bound to the query text it came with (ORDER BY included): a
+// different query refuses it with 400 rather than read from a wrong place.
 func (h *Handler) runQuery(w http.ResponseWriter, r *http.Request) error {
 	if h.cfg.Query == nil {
 		return fault.New(fault.Unavailable, "ServiceUnavailable", 503000, "queries are not available")

@@ -12,15 +12,19 @@ func queryNoun() *noun {
 		path: "query", args: "QUERY", nargs: 1,
 		summary: "query device twins with IoT Hub's query language",
 		help: `SELECT * | fields | COUNT() FROM devices | devices.modules [WHERE ...] [GROUP BY ...]
-over deviceId, status, connectionState, lastActivityTime, modelId, tags.*,
-properties.desired.*, properties.reported.*; operators = != < <= > >= AND OR
-NOT IN NIN, functions IS_DEFINED, IS_NULL, STARTS_WITH, ENDS_WITH. Results
-reflect every acknowledged write.
+[ORDER BY field [ASC|DESC], ...] over deviceId, status, connectionState,
+lastActivityTime, modelId, tags.*, properties.desired.*, properties.reported.*;
+operators = != < <= > >= AND OR NOT IN NIN, functions IS_DEFINED, IS_NULL,
+STARTS_WITH, ENDS_WITH. Results reflect every acknowledged write. Without
+ORDER BY, rows come by deviceId; ties in ORDER BY go by deviceId. Devices
+without a field sort first ascending, last descending. --all pages through
+with the hub's continuation tokens, which hold their place in the order.
 
 Examples:
   ferry query "SELECT * FROM devices WHERE tags.site = 'A'"
   ferry query "SELECT deviceId, properties.reported.temp FROM devices WHERE properties.reported.temp > 30"
-  ferry query "SELECT COUNT() AS n, status FROM devices GROUP BY status"`,
+  ferry query "SELECT COUNT() AS n, status FROM devices GROUP BY status"
+  ferry query --all "SELECT deviceId, lastActivityTime FROM devices ORDER BY lastActivityTime DESC"`,
 		setup: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 			var hf hubFlags
 			hf.register(fs)
