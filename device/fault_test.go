@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/ferry-iot/ferry/device"
+	"github.com/ferry-iot/ferry/internal/hubtest"
 )
 
 // faultTmpfs mounts a tmpfs of size bytes on a new directory until the test
@@ -329,15 +330,24 @@ func TestWrongKey(t *testing.T) {
 			t.Fatalf("Disconnected with reason %v; want the refusal", err)
 		}
 		t.Logf("reason: %v", err)
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("no Disconnected status")
 	}
-	time.Sleep(3500 * time.Millisecond)
+	start := time.Now()
+	// A second attempt comes within 2 s of the first refusal, later on a
+	// loaded machine: wait for it as long as it takes.
+	hubtest.Eventually(t, 30*time.Second, func() error {
+		if n := dials.Load(); n < 2 {
+			return fmt.Errorf("%d connection attempts, want them to go on", n)
+		}
+		return nil
+	})
+	time.Sleep(3500*time.Millisecond - time.Since(start))
 	n := dials.Load()
 	// Attempt k starts at least k seconds after the first: at most 5 in
-	// 3.5 s after the first refusal, and a second one within 2 s.
-	if n < 2 || n > 5 {
-		t.Errorf("%d connection attempts in about 3.5 s, want 2..5", n)
+	// 3.5 s after the first refusal, one more as its report may come late.
+	if el := time.Since(start); n > int32(el/time.Second)+2 {
+		t.Errorf("%d connection attempts in about %s, want at most one a second", n, el)
 	}
 	if connected.Load() {
 		t.Fatal("connected with a wrong key")
