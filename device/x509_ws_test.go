@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,10 +121,13 @@ allow_anonymous false
 }
 
 // subscribe runs mosquitto_sub on topic and returns a channel of its
-// "topic payload" lines.
+// "topic payload" lines once the subscription is in place: mosquitto_sub
+// also subscribes to a probe topic, in the same SUBSCRIBE, and probes are
+// published until one arrives. The probes are left out of lines.
 func subscribe(t *testing.T, port int, topic string) <-chan string {
 	t.Helper()
-	cmd := exec.Command("mosquitto_sub", "-h", "127.0.0.1", "-p", fmt.Sprint(port), "-t", topic, "-v", "-q", "1")
+	const probe = "ferry-test/subscribed"
+	cmd := exec.Command("mosquitto_sub", "-h", "127.0.0.1", "-p", fmt.Sprint(port), "-t", topic, "-t", probe, "-v", "-q", "1")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -133,15 +137,32 @@ func subscribe(t *testing.T, port int, topic string) <-chan string {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	lines := make(chan string, 1000)
+	subscribed := make(chan struct{})
+	var once sync.Once
 	go func() {
+		defer close(lines)
 		s := bufio.NewScanner(out)
 		for s.Scan() {
+			if strings.HasPrefix(s.Text(), probe+" ") {
+				once.Do(func() { close(subscribed) })
+				continue
+			}
 			lines <- s.Text()
 		}
-		close(lines)
 	}()
-	time.Sleep(300 * time.Millisecond) // let the subscription settle
-	return lines
+	deadline := time.After(30 * time.Second)
+	for {
+		if out, err := exec.Command("mosquitto_pub", "-h", "127.0.0.1", "-p", fmt.Sprint(port), "-t", probe, "-m", "probe", "-q", "1").CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_pub: %v\n%s", err, out)
+		}
+		select {
+		case <-subscribed:
+			return lines
+		case <-deadline:
+			t.Fatal("mosquitto_sub saw no probe within 30s")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // TestX509WithMosquitto authenticates with a client certificate against a

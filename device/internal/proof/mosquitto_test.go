@@ -142,29 +142,32 @@ func next(t *testing.T, ch <-chan received) received {
 
 // waitSubscribed sends probes until mosquitto_sub, which subscribes some
 // time after it starts, prints one; everything sent after that arrives.
-// It then discards the late probes.
+// It then discards the late probes, up to the last one sent.
 func waitSubscribed(t *testing.T, ctx context.Context, c *device.Client, msgs <-chan received) {
 	t.Helper()
-	seen := false
-	for i := 0; !seen; i++ {
-		if i == 50 {
-			t.Fatal("mosquitto_sub saw no probe in 10 s")
+	deadline := time.Now().Add(30 * time.Second)
+	sent, seen := 0, ""
+	for seen == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("mosquitto_sub saw no probe in 30 s")
 		}
-		if err := c.Stream("", "probe").Send(ctx, device.Message{ID: fmt.Sprintf("probe-%d", i), Body: []byte("probe")}); err != nil {
+		if err := c.Stream("", "probe").Send(ctx, device.Message{ID: fmt.Sprintf("probe-%d", sent), Body: []byte("probe")}); err != nil {
 			t.Fatalf("Send probe: %v", err)
 		}
+		sent++
 		select {
 		case r := <-msgs:
-			seen = strings.Contains(r.topic, "probe-")
+			if _, p := bag(t, r); strings.HasPrefix(p.MessageID, "probe-") {
+				seen = p.MessageID
+			}
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	for {
-		select {
-		case <-msgs:
-		case <-time.After(300 * time.Millisecond):
-			return
-		}
+	// The probes arrive in order, so the last one sent is the last to come.
+	last := fmt.Sprintf("probe-%d", sent-1)
+	for seen != last {
+		_, p := bag(t, next(t, msgs))
+		seen = p.MessageID
 	}
 }
 
