@@ -95,7 +95,7 @@ func TestCloseStopsHandlers(t *testing.T) {
 		t.Fatalf("Twin during Close = %v, want ErrClosed", err)
 	}
 	<-invoked
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		if gs := sdkGoroutines(); len(gs) > 0 {
 			return errors.New("SDK goroutines left after Close:\n" + gs[0])
 		}

@@ -202,7 +202,7 @@ func TestOfflineFirst(t *testing.T) {
 	if n, b := c.Pending(); n != 200 || b == 0 {
 		t.Fatalf("Pending = %d, %d bytes; want 200", n, b)
 	}
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		if disconnected.Load() == 0 {
 			return errors.New("no Disconnected status yet")
 		}

@@ -151,7 +151,7 @@ func TestMethodConcurrency(t *testing.T) {
 	if m := most.Load(); m != 16 {
 		t.Errorf("at most %d handlers ran at once, want 16", m)
 	}
-	if took > 8*time.Second {
-		t.Errorf("20 calls took %s: the handlers did not run concurrently", took)
-	}
+	// No bound on the time: that 16 handlers ran at once is what shows
+	// they run concurrently, however slowly a loaded machine runs them.
+	t.Logf("20 calls took %s", took)
 }
