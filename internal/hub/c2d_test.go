@@ -99,7 +99,7 @@ func TestC2DQueueDeliveryAndFeedback(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		pending, err := h.Client.PendingC2D(ctx, dev.ID)
 		if err != nil || len(pending) != 0 {
 			return fault.Invalidf("%d still pending (%v)", len(pending), err)
@@ -107,7 +107,7 @@ func TestC2DQueueDeliveryAndFeedback(t *testing.T) {
 		return nil
 	})
 	var fb *api.FeedbackPage
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		fb, err = h.Client.C2DFeedback(ctx, 0, 10)
 		if err != nil || len(fb.Feedback) != 1 {
 			return fault.Invalidf("feedback %+v %v", fb, err)
@@ -147,7 +147,7 @@ func TestC2DRefusalsExpiryAndPurge(t *testing.T) {
 	if _, err := c.Subscribe("devices/" + dev.ID + "/messages/devicebound/#"); err != nil {
 		t.Fatal(err)
 	}
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		fb, err := h.Client.C2DFeedback(ctx, 0, 10)
 		if err != nil || len(fb.Feedback) != 1 || fb.Feedback[0].StatusCode != c2d.StatusExpired {
 			return fault.Invalidf("feedback %+v %v", fb, err)

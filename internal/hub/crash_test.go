@@ -84,12 +84,28 @@ func TestCrashKeepsAcknowledgedMessages(t *testing.T) {
 		<-killed
 		_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	}()
-	for i := 0; i < total; i++ {
+	// acquire waits for a free slot in the window. Before the kill a slow
+	// hub only delays it; after the kill a window that stays full means the
+	// hub is gone.
+	acquire := func() bool {
 		select {
 		case slots <- struct{}{}:
+			return true
+		case <-killed:
+		case <-time.After(2 * time.Minute):
+			_ = p.cmd.Process.Kill()
+			t.Fatalf("no PUBACK for 2 minutes with %d messages acknowledged", func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }())
+		}
+		select {
+		case slots <- struct{}{}:
+			return true
 		case <-time.After(5 * time.Second):
-			i = total // the hub is gone
-			continue
+			return false
+		}
+	}
+	for i := 0; i < total; i++ {
+		if !acquire() {
+			break
 		}
 		mu.Lock()
 		pid, err := c.PublishAsync(fmt.Sprintf("devices/crash-dev/messages/events/%%24.mid=%d", i), []byte("payload-"+strconv.Itoa(i)))

@@ -27,7 +27,7 @@ func TestTelemetryStoredWithProperties(t *testing.T) {
 		t.Fatal(err)
 	}
 	var msgs []apiMessage
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		msgs = readAll(t, h)
 		return countIs(len(msgs), 2)
 	})
@@ -147,7 +147,7 @@ func TestRetainAndWill(t *testing.T) {
 	}
 	c.Close() // abruptly: the will fires
 	var msgs []apiMessage
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		msgs = readAll(t, h)
 		return countIs(len(msgs), 2)
 	})

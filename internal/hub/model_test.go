@@ -110,7 +110,7 @@ func TestPnPDevice(t *testing.T) {
 		conns[d.ID] = conn
 	}
 	wantModel := map[string]string{node.ID: controllerModel, py.ID: "dtmi:ferry:example:Thermostat;1", plain.ID: ""}
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		for id, want := range wantModel {
 			tw, err := c.GetTwin(ctx, id)
 			if err != nil {
@@ -149,7 +149,7 @@ func TestPnPDevice(t *testing.T) {
 	send(plain.ID, ct, `{"anything":true}`)                            // no model: not checked
 
 	var page *api.MessagePage
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		page, err = c.ReadStream(ctx, "*", api.ReadQuery{From: "beginning", Limit: 100})
 		if err != nil {
 			return err
@@ -173,7 +173,7 @@ func TestPnPDevice(t *testing.T) {
 	if strings.Join(flagged, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("flagged messages:\n%s\nwant:\n%s", strings.Join(flagged, "\n"), strings.Join(want, "\n"))
 	}
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		m := scrape(t, h)
 		if !strings.Contains(m, "ferry_pnp_telemetry_checked_total 7") || !strings.Contains(m, "ferry_pnp_telemetry_mismatch_total 3") {
 			return fmt.Errorf("metrics:\n%s", grep(m, "ferry_pnp"))

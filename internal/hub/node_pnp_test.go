@@ -68,7 +68,7 @@ func TestNodePnP(t *testing.T) {
 	}
 
 	// The twin's modelId comes from the username's model-id (Node sends it raw).
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		raw, err := c.GetTwin(ctx, d.ID)
 		if err != nil {
 			return err
@@ -85,7 +85,7 @@ func TestNodePnP(t *testing.T) {
 	// Component telemetry: filed under thermostat1, checked against the
 	// model; only the bad message is flagged.
 	var page *api.MessagePage
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		page, err = c.ReadStream(ctx, "*", api.ReadQuery{Device: d.ID, From: "beginning"})
 		if err != nil {
 			return err
@@ -111,7 +111,7 @@ func TestNodePnP(t *testing.T) {
 		}
 	}
 	// The acknowledgement, as ferry pnp show reads it.
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		st, err := c.DevicePnP(ctx, d.ID)
 		if err != nil {
 			return err

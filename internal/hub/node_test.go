@@ -224,7 +224,7 @@ func TestNodeSDKs(t *testing.T) {
 
 	// The device closed its connections: the registry says Disconnected.
 	var state string
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		d, err := client.GetDevice(ctx, deviceID)
 		if err != nil {
 			t.Fatal(err)

@@ -113,14 +113,14 @@ func TestQueryConnectionState(t *testing.T) {
 		}
 		return strings.Join(ids, " ")
 	}
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		if got := connected(); got != "online-1" {
 			return fault.Invalidf("connected devices %q", got)
 		}
 		return nil
 	})
 	c.Disconnect()
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		if got := connected(); got != "" {
 			return fault.Invalidf("connected devices %q after the disconnect", got)
 		}
