@@ -140,7 +140,8 @@ func TestDirectMethodTimeoutAndConnectWait(t *testing.T) {
 	if e := fault.As(err); e == nil || e.Kind != fault.Timeout || e.Num != 504101 {
 		t.Fatalf("unanswered call: %v, want a 504101 timeout", err)
 	}
-	if d := time.Since(start); d < 5*time.Second || d > 10*time.Second {
+	// Well before the 30s default, however late a loaded machine answers.
+	if d := time.Since(start); d < 5*time.Second || d > 20*time.Second {
 		t.Fatalf("unanswered call ended after %s, want about 5s", d)
 	}
 	// An answer for no waiting call is dropped without harm.

@@ -26,7 +26,8 @@ func TestShutdownEndsLongPolls(t *testing.T) {
 	if err := h.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
+	// Far below the poll's 50s, however slowly a loaded machine shuts down.
+	if d := time.Since(start); d > 15*time.Second {
 		t.Fatalf("shutdown took %s with a long poll open", d)
 	}
 	select {
@@ -34,7 +35,7 @@ func TestShutdownEndsLongPolls(t *testing.T) {
 		if err == nil {
 			t.Fatal("the long poll ended without an error at shutdown")
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("the long poll did not end")
 	}
 }
