@@ -108,7 +108,15 @@ func TestLiveTailerStops(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("%d tailers after the last browser left", n)
 	}
-	time.Sleep(30 * time.Millisecond)
+	// A read the tailer had begun may still finish: wait, as long as a
+	// loaded machine takes, for the tailer to end, then for no more reads.
+	ended := make(chan struct{})
+	go func() { l.wg.Wait(); close(ended) }()
+	select {
+	case <-ended:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the tailer did not end after the last browser left")
+	}
 	before := tel.reads.Load()
 	time.Sleep(50 * time.Millisecond)
 	if after := tel.reads.Load(); after != before {
