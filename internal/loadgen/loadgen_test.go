@@ -63,6 +63,7 @@ func devices(n int) []loadgen.Device {
 func TestIngest(t *testing.T) {
 	addr := startBroker(t)
 	var progressCalls int
+	start := time.Now()
 	res, err := loadgen.Ingest(t.Context(), loadgen.IngestConfig{
 		Addr:      addr,
 		Devices:   devices(2),
@@ -81,8 +82,11 @@ func TestIngest(t *testing.T) {
 	if res.Errors != 0 {
 		t.Errorf("errors = %d", res.Errors)
 	}
-	if res.MsgsPerSec <= 0 || res.Elapsed < 900*time.Millisecond {
-		t.Errorf("rate %v over %v", res.MsgsPerSec, res.Elapsed)
+	// The window runs from a sample taken when the warm-up ends, which a
+	// loaded machine may take late, to its planned end: somewhat under the
+	// 1s asked for, never longer than the whole run.
+	if total := time.Since(start); res.MsgsPerSec <= 0 || res.Elapsed < 500*time.Millisecond || res.Elapsed > total {
+		t.Errorf("rate %v over %v (the run took %v)", res.MsgsPerSec, res.Elapsed, total)
 	}
 	if res.LatencyP50 <= 0 || res.LatencyP50 > res.LatencyP99 || res.LatencyP99 > res.LatencyMax {
 		t.Errorf("latencies p50 %v p99 %v max %v: want 0 < p50 <= p99 <= max", res.LatencyP50, res.LatencyP99, res.LatencyMax)
@@ -129,7 +133,8 @@ func TestIngestInterrupted(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want deadline exceeded", err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
+	// Far below the minute the run would last, however loaded the machine.
+	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("took %v to stop", d)
 	}
 }
