@@ -157,7 +157,7 @@ func TestAppendBlocksAtMaxPending(t *testing.T) {
 		m := msg("d", 3, time.Now())
 		done <- w.Append(&m, a, 3)
 	}()
-	waitFor(t, 5*time.Second, func() error {
+	waitFor(t, 20*time.Second, func() error {
 		if met.Blocked.Load() != 1 {
 			return errors.New("Append did not block")
 		}

@@ -209,7 +209,7 @@ func TestReadWaitWakesOnAppend(t *testing.T) {
 			t.Fatalf("Read = %v, %v", r.msgs, r.err)
 		}
 		t.Logf("woke after %v", r.took)
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second): // past the Wait: a missed wake-up shows as an empty page
 		t.Fatal("Read with Wait did not wake on a new message")
 	}
 

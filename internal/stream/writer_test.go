@@ -87,7 +87,8 @@ func TestCloseGivesUpAtDeadline(t *testing.T) {
 	if err := w.Close(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Close = %v, want nil or deadline exceeded", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	// Far below the minute of AckTimeout, however loaded the machine.
+	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("Close took %s with a 200ms deadline", d)
 	}
 	r.wait(t, time.Second)
