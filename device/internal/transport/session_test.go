@@ -59,7 +59,7 @@ func TestSessionAcrossRenewalAndLoss(t *testing.T) {
 	d.lastConn().Close() // a lost connection
 	select {
 	case <-renewed:
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("Session channel not closed when the connection broke")
 	}
 	nextSession(t, tr, renewed)
