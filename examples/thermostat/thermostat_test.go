@@ -141,7 +141,7 @@ func TestThermostat(t *testing.T) {
 		}
 		return nil
 	})
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		st, err := c.DevicePnP(ctx, devID)
 		if err != nil {
 			return err
