@@ -158,7 +158,7 @@ func TestProvisioningApproval(t *testing.T) {
 
 	// Restart with the hub down: the stored credentials are enough.
 	m.down()
-	startCtx, cancel2 := context.WithTimeout(ctx, 5*time.Second)
+	startCtx, cancel2 := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel2()
 	c2, err := device.Start(startCtx, cfg)
 	if err != nil {
