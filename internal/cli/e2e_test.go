@@ -387,7 +387,7 @@ func TestE2EMonitorConsumerGroup(t *testing.T) {
 	if got := monitor("g1", "--timeout", "1s"); len(got) != 0 {
 		t.Fatalf("third run of g1 read %q, want nothing", got)
 	}
-	if d := time.Since(start); d > 10*time.Second {
+	if d := time.Since(start); d > 20*time.Second { // under e2eTimeout, with room for a loaded machine
 		t.Errorf("monitor --timeout 1s took %v", d)
 	}
 	// Another group has its own position.
