@@ -65,7 +65,7 @@ func TestRefusedBlocksUntilClose(t *testing.T) {
 	go func() { tr.Close(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("Close hung while Refused waited")
 	}
 }
