@@ -219,7 +219,7 @@ func TestC2DDispositions(t *testing.T) {
 		// The hub sends one message at a time: hold the first one until
 		// all five are in the inbox, so "behind the next ones" means the
 		// same thing however fast the hub is.
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 			if c := client.Load(); c != nil && c.PendingC2D() >= 5 || len(log.ids()) > 0 {
 				break
 			}
@@ -243,7 +243,7 @@ func TestC2DDispositions(t *testing.T) {
 		e.sendC2D(t, id, id)
 	}
 	e.link.up.Store(true)
-	hubtest.Eventually(t, 15*time.Second, func() error {
+	hubtest.Eventually(t, 45*time.Second, func() error {
 		got := log.ids()
 		count := func(s string) int {
 			return len(slices.DeleteFunc(slices.Clone(got), func(x string) bool { return x != s }))
