@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,7 +148,7 @@ func (d *testDevice) run(ctx context.Context, t *testing.T, h *hubtest.Hub, id s
 	if ctx.Err() != nil {
 		return
 	}
-	var c *device.Client
+	var client atomic.Pointer[device.Client] // set once Start returns; OnDesired runs on the SDK's goroutines
 	cfg := device.Config{
 		ConnectionString: "HostName=" + h.DeviceHost() + ";DeviceId=" + id + ";SharedAccessKey=" + key,
 		StorePath:        filepath.Join(t.TempDir(), "device.db"),
@@ -165,7 +166,7 @@ func (d *testDevice) run(ctx context.Context, t *testing.T, h *hubtest.Hub, id s
 			d.last = string(p.JSON)
 			d.mu.Unlock()
 			var doc map[string]any
-			if json.Unmarshal(p.JSON, &doc) == nil && c != nil {
+			if c := client.Load(); json.Unmarshal(p.JSON, &doc) == nil && c != nil {
 				_ = c.UpdateReported(context.Background(), doc) // echo, as thermostats do
 			}
 		},
@@ -176,6 +177,7 @@ func (d *testDevice) run(ctx context.Context, t *testing.T, h *hubtest.Hub, id s
 		return
 	}
 	defer c.Close()
+	client.Store(c)
 	s := c.Stream("", "")
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
