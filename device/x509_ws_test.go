@@ -103,8 +103,12 @@ allow_anonymous false
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	drained := make(chan struct{})
+	// The log is read to its end before the test ends: a line read late
+	// would be logged after the test completed, which panics.
+	t.Cleanup(func() { cmd.Process.Kill(); <-drained; cmd.Wait() })
 	go func() { // keep the pipe drained
+		defer close(drained)
 		s := bufio.NewScanner(out)
 		for s.Scan() {
 			t.Log("mosquitto:", s.Text())
