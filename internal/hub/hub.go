@@ -156,7 +156,8 @@ func (h *Hub) startStreams(ctx context.Context) error {
 	h.writer, err = stream.NewWriter(ctx, h.nc, stream.WriterConfig{
 		Linger:     h.cfg.Linger,
 		AfterBatch: func() { h.broker.FlushAcks() },
-		Stored:     h.storedBatch, // fresh batches to the router; see route.go
+		Tap:        ingestTap{h}, // the router routes messages as they are stored; see route.go
+		Settled:    h.settledBatch,
 		Metrics:    metrics,
 		Logger:     h.log.With("component", "stream"),
 	})

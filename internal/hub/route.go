@@ -45,8 +45,11 @@ func (h *Hub) startRouting(ctx context.Context) error {
 	if r.events, err = route.NewEvents(ctx, js, log); err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
+	// The router steps over its own copies at the end of the store; the
+	// hook runs only once routing has begun, after r.svc is set.
+	copyStored := func(num, seq uint64, records int, err error) { r.svc.CopyStored(num, seq, records, err) }
 	if r.writer, err = stream.NewWriter(ctx, h.nc, stream.WriterConfig{
-		Linger: h.cfg.Linger, DedupWindow: -1, Logger: log,
+		Linger: h.cfg.Linger, DedupWindow: -1, Logger: log, Settled: copyStored,
 	}); err != nil {
 		return fmt.Errorf("hub: route writer: %w", err)
 	}
@@ -70,12 +73,33 @@ func (h *Hub) startRouting(ctx context.Context) error {
 	return nil
 }
 
-// storedBatch hands each batch the ingest writer stored to the router,
-// which takes it only while it waits for new messages (route.Service.Stored).
-// h.routing is set before the broker accepts the first message.
-func (h *Hub) storedBatch(seq uint64, batch []byte) {
+// ingestTap shows the ingest writer's messages to the router, which
+// routes them while they are stored when it waits for new messages
+// (route.Service.Tap); settledBatch tells it each batch's fate. The writer
+// is made before routing; h.routing is set before the broker accepts the
+// first message.
+type ingestTap struct{ h *Hub }
+
+func (t ingestTap) tap() stream.Tap {
+	if r := t.h.routing; r != nil && r.svc != nil {
+		return r.svc.Tap()
+	}
+	return nil
+}
+
+func (t ingestTap) Begin() bool {
+	tp := t.tap()
+	return tp != nil && tp.Begin()
+}
+
+func (t ingestTap) Record(num uint64, index uint32, rec []byte) bool {
+	tp := t.tap()
+	return tp != nil && tp.Record(num, index, rec)
+}
+
+func (h *Hub) settledBatch(num, seq uint64, records int, err error) {
 	if r := h.routing; r != nil && r.svc != nil {
-		r.svc.Stored(seq, batch)
+		r.svc.Settled(num, seq, records, err)
 	}
 }
 

@@ -15,28 +15,37 @@
 //
 // # Where routing runs
 //
-// The router reads the durable ingest store (internal/stream) after
-// messages are stored, never on the PUBACK path, so routing can neither
-// slow nor endanger acknowledgements. It reads pages of up to 1000
-// messages from its own position (consumer group [PositionGroup] in the
-// stream store's positions bucket), evaluates every enabled route on
-// each message, hands the matches to their endpoints, waits until every
-// delivery of the page was handed off (stored, published and flushed,
-// answered, queued, or dead-lettered) and only then commits the page's
-// end. Delivery is therefore at least once: a crash between a hand-off
-// and the commit routes that page again at the next start, and a normal
-// shutdown finishes the page first. The very first start begins at the
-// end of the store: history is not routed.
+// The router follows the durable ingest store (internal/stream), never on
+// the PUBACK path, so routing can neither slow nor endanger
+// acknowledgements. Behind, it reads pages of up to 1000 messages from
+// its own position (consumer group [PositionGroup] in the stream store's
+// positions bucket), evaluates every enabled route on each message, hands
+// the matches to their endpoints, waits until every delivery of the page
+// was handed off (stored, published and flushed, answered, queued, or
+// dead-lettered) and only then commits the page's end. Delivery is
+// therefore at least once: a crash between a hand-off and the commit
+// routes that page again at the next start, and a normal shutdown
+// finishes the page first. The very first start begins at the end of the
+// store: history is not routed.
 //
-// Pages come from the store, except at its end: while the router waits
-// for new messages, the hub's ingest writer hands it a copy of each batch
-// it stored ([Service.Stored]), so a fresh message is routed without
-// waiting for the store's notice and fetching the batch from JetStream
-// (ferry_route_batches_handed_total counts them). Only the very next
-// batch is taken this way; anything else (another writer's batch in
-// between, a batch stored while the router was busy) is read from the
-// store, so pages, order and committed positions are those of reading,
-// and a restart resumes from the committed position as before.
+// At the end of the store the router does not wait for the disk: the
+// hub's ingest writer shows it each message as it is appended to a batch
+// ([Service.Tap], a stream.Tap), and the router routes it while the
+// batch's fsync runs; the writer then tells it the batch's fate
+// ([Service.Settled]). A device-to-device parcel therefore reaches its
+// target in about a millisecond whatever fsync costs at that moment
+// (ferry_route_batches_handed_total counts these pages). The page's
+// position is committed once its batch is stored, so a restart resumes
+// exactly as before. A batch that fails to store was routed all the
+// same; its devices get no PUBACK and send the messages again, which are
+// then routed again: still at least once, and a routed message may be
+// missing from the store only if its device never sends it again (it
+// was not acknowledged). The writer shows messages in runs that begin
+// only when nothing is pending and stop at the first message the router
+// cannot take (it fell behind: it reads the rest from the store), so the
+// order of routing is the order of the store; a batch the router did not
+// see (another writer's) ends the run, and the router steps over its own
+// routed copies ([Service.CopyStored]).
 //
 // Twin changes and lifecycle events (created, deleted, connected,
 // disconnected) are not telemetry: the hub publishes them, after the

@@ -48,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		unrouted: prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_route_unrouted_total",
 			Help: "Telemetry messages that matched no route with the fallback off."}),
 		handed: prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_route_batches_handed_total",
-			Help: "Ingest batches the router took from the writer in process instead of reading them from the store."}),
+			Help: "Ingest batches (or parts of batches) the router routed from the writer's tap, as they were appended, instead of reading them from the store."}),
 		pos: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ferry_route_position_batch",
 			Help: "Ingest batch sequence the router has committed."}),
 		names: map[string]bool{},

@@ -116,201 +116,307 @@ func (s *Service) startPosition(ctx context.Context) (stream.Cursor, error) {
 // maxOpenPages bounds the pages whose deliveries may be in flight at once.
 const maxOpenPages = 8
 
+// maxTapPages bounds the open pages while routing from the tap, where a
+// page stays open until its batch is stored: an fsync that stalls for
+// 100 ms holds ten pages at 100 messages per second.
+const maxTapPages = 64
+
+// telemetryRun is the state of the telemetry router's goroutine.
+type telemetryRun struct {
+	s          *Service
+	rctx, dctx context.Context
+	in         *input
+	open       []*page       // in read order
+	pos        stream.Cursor // where the next read starts
+	committed  stream.Cursor
+	// skip holds batches routed as they were sealed that the store put
+	// after a batch the router did not see (another writer's): reading
+	// routes the batch in between and skips these.
+	skip map[uint64]uint32 // batch sequence: how many of its first records were routed
+}
+
 // runTelemetry reads the ingest store from pos, routes each page and
 // commits a page's end once every delivery of it and of the pages before
 // it was handed off. Pages are pipelined: while a page's method calls or
 // webhooks are in flight, the next pages are read and routed (at most
 // maxOpenPages open), so one slow endpoint delays commits, not routing.
-// rctx stops reading; dctx abandons deliveries (their pages are then not
-// committed, and are routed again at the next start).
+// At the end of the store, batches are routed as the ingest writer seals
+// them (atEnd). rctx stops reading; dctx abandons deliveries (their pages
+// are then not committed, and are routed again at the next start).
 func (s *Service) runTelemetry(rctx, dctx context.Context, pos stream.Cursor) {
-	in := &input{dec: s.cfg.Schemas, twins: s.cfg.Twins, ctx: dctx}
-	var open []*page // in read order
-	committed := pos
-	settle := func(block bool) (ok bool) {
-		for len(open) > 0 {
-			p := open[0]
-			if !block {
-				select {
-				case <-p.settled:
-				default:
-					return true
-				}
-			}
-			<-p.settled
-			open = open[1:]
-			if !p.ok {
-				for _, q := range open {
-					<-q.settled
-				}
-				open = nil
-				return false
-			}
-			committed = p.next
-			if err := s.cfg.Reader.Commit(dctx, PositionGroup, positionStream, committed); err != nil {
-				s.cfg.Logger.Error("route: commit position", "position", committed.String(), "err", err)
-			}
-			s.cfg.Metrics.examined(Telemetry, p.n)
-			s.cfg.Metrics.position(committed)
-			block = block && len(open) >= maxOpenPages
-		}
-		return true
-	}
+	r := &telemetryRun{s: s, rctx: rctx, dctx: dctx, pos: pos, committed: pos,
+		in: &input{dec: s.cfg.Schemas, twins: s.cfg.Twins, ctx: dctx}, skip: make(map[uint64]uint32)}
 	for rctx.Err() == nil {
-		if len(open) == 0 && !s.table.Load().reads(Telemetry) {
+		if len(r.open) == 0 && !s.table.Load().reads(Telemetry) {
 			// No enabled route reads telemetry: skip what arrives without
 			// reading it (decoding every batch would cost ingest a fifth
 			// of its CPU for nothing). Routes apply to what arrives after
 			// them.
-			if last, ok := s.idle(rctx, dctx, pos); ok {
-				pos, committed = last, last
+			if last, ok := s.idle(rctx, dctx, r.pos); ok {
+				r.pos, r.committed = last, last
 			}
 			continue
 		}
-		// Read what is newer than pos. Taking the notification channel
-		// first means a batch stored during the read is not missed.
-		changed := s.cfg.Reader.Changed()
-		msgs, next, err := s.cfg.Reader.Read(rctx, stream.Query{After: pos, Limit: s.cfg.PageSize})
+		// Read what is newer than pos.
+		msgs, next, err := s.cfg.Reader.Read(rctx, stream.Query{After: r.pos, Limit: s.cfg.PageSize})
 		if err != nil && rctx.Err() != nil {
 			break
 		}
 		if err != nil && !errors.Is(err, stream.ErrCorrupt) {
-			s.cfg.Logger.Error("route: read ingest store", "after", pos.String(), "err", err)
+			s.cfg.Logger.Error("route: read ingest store", "after", r.pos.String(), "err", err)
 			sleep(rctx, time.Second)
 			continue
 		}
 		if len(msgs) == 0 && err == nil {
-			atEnd := next == pos
-			pos = next // a range with nothing to route (it is committed with the next page)
-			if !settle(false) {
-				pos = s.retry(rctx, dctx, committed)
+			atEnd := next == r.pos
+			r.pos = next // a range with nothing to route (it is committed with the next page)
+			if !r.settle(false) {
+				r.retry()
 				continue
 			}
-			if !atEnd {
-				continue
+			if atEnd {
+				r.atEnd()
 			}
-			// Nothing newer: wait for a fresh batch from the ingest writer,
-			// a stored batch's notice, the oldest open page settling, or a
-			// while (a missed notice costs at most that).
-			var head <-chan struct{}
-			if len(open) > 0 {
-				head = open[0].settled
-			}
-			if msgs, next = s.waitFresh(rctx, changed, head, pos); msgs == nil {
-				continue
-			}
+			continue
 		}
 		if err != nil {
 			// A corrupt batch cannot be routed; skip it rather than stall.
 			s.cfg.Logger.Error("route: skipping an unreadable batch", "after", next.String(), "err", err)
 			next = stream.Cursor{Seq: next.Seq + 1, Index: math.MaxUint32}
 		}
-		p := s.newPage(dctx)
+		p := r.route(msgs, nil)
 		p.next = next
-		t := s.table.Load()
-		for i := range msgs {
-			if msgs[i].MessageType == RoutedType {
-				continue
+		r.pos = next
+		for seq := range r.skip {
+			if seq <= next.Seq {
+				delete(r.skip, seq)
 			}
-			s.routeOne(p, t, in, &msgs[i], Telemetry)
-			p.n++
 		}
-		go func() {
-			p.ok = p.wait()
-			close(p.settled)
-		}()
-		open = append(open, p)
-		pos = next
-		if !settle(len(open) >= maxOpenPages) {
-			pos = s.retry(rctx, dctx, committed)
+		s.tap.forgetCopies(next.Seq)
+		if !r.settle(len(r.open) >= maxOpenPages) {
+			r.retry()
 		}
 	}
-	settle(true) // Close: finish and commit what was routed
+	r.settle(true) // Close: finish and commit what was routed
 }
 
-// freshBuffer is how many handed-over batches may wait for the router.
-const freshBuffer = 8
-
-// freshBatch is a batch the ingest writer stored, handed over in process.
-type freshBatch struct {
-	seq  uint64
-	data []byte
-}
-
-// Stored is the ingest writer's hook (stream.WriterConfig.Stored): while
-// the router waits at the end of the store, it takes a copy of each newly
-// stored batch, so routing it needs no notice and no fetch from JetStream.
-// It never blocks; a batch not taken is read from the store as before.
-func (s *Service) Stored(seq uint64, batch []byte) {
-	if !s.waiting.Load() {
-		return
-	}
-	select {
-	case s.fresh <- freshBatch{seq: seq, data: append([]byte(nil), batch...)}:
-	default:
-	}
-}
-
-// waitFresh waits at the end of the store (pos is the last message stored)
-// and returns the next batch's messages when the ingest writer hands it
-// over, or nil when the router should read the store: a notice came (from
-// another writer, or for a batch not handed over), head settled, a minute
-// passed, or rctx ended. A handed batch is used only when it is the very
-// next one (sequence pos.Seq+1); anything else is left to the store, so
-// order and positions are exactly those of Read.
-func (s *Service) waitFresh(rctx context.Context, changed, head <-chan struct{}, pos stream.Cursor) ([]stream.Message, stream.Cursor) {
-	s.waiting.Store(true)
-	defer s.waiting.Store(false)
-	timer := time.NewTimer(10 * time.Second)
-	defer timer.Stop()
-	take := func(b freshBatch) (msgs []stream.Message, next stream.Cursor, done bool) {
-		switch {
-		case b.seq <= pos.Seq:
-			return nil, pos, false // read from the store already; wait on
-		case b.seq != pos.Seq+1:
-			return nil, pos, true // another writer's batch came between
-		}
-		msgs, err := stream.Decode(b.data)
-		if err != nil || len(msgs) == 0 {
-			return nil, pos, true // let Read deal with it
-		}
-		for i := range msgs {
-			msgs[i].Cursor.Seq = b.seq
-		}
-		s.cfg.Metrics.batchHanded()
-		return msgs, msgs[len(msgs)-1].Cursor, true
-	}
-	for {
-		select {
-		case b := <-s.fresh:
-			if msgs, next, done := take(b); done {
-				return msgs, next
-			}
+// route routes msgs as a new open page. A page of a sealed batch (stored
+// not nil) settles only once stored is closed, its next position set.
+func (r *telemetryRun) route(msgs []stream.Message, stored chan struct{}) *page {
+	s := r.s
+	p := s.newPage(r.dctx)
+	t := s.table.Load()
+	for i := range msgs {
+		if msgs[i].MessageType == RoutedType || msgs[i].Cursor.Index < r.skip[msgs[i].Cursor.Seq] {
 			continue
-		case <-changed:
-			// A notice; the writer hands its batch over before sending it.
+		}
+		s.routeOne(p, t, r.in, &msgs[i], Telemetry)
+		p.n++
+	}
+	go func() {
+		ok := p.wait()
+		if stored != nil {
 			select {
-			case b := <-s.fresh:
-				if msgs, next, done := take(b); done {
-					return msgs, next
+			case <-stored:
+			case <-p.ctx.Done():
+				ok = false
+			}
+		}
+		p.ok = ok
+		close(p.settled)
+	}()
+	r.open = append(r.open, p)
+	return p
+}
+
+// settle commits the pages at the head of open that settled, waiting for
+// them when block is set and maxOpenPages are open. It returns false when
+// a page failed; every open page has then settled and none is committed.
+func (r *telemetryRun) settle(block bool) bool {
+	for len(r.open) > 0 {
+		p := r.open[0]
+		if !block {
+			select {
+			case <-p.settled:
+			default:
+				return true
+			}
+		}
+		<-p.settled
+		r.open = r.open[1:]
+		if !p.ok {
+			for _, q := range r.open {
+				<-q.settled
+			}
+			r.open = nil
+			return false
+		}
+		r.committed = p.next
+		if err := r.s.cfg.Reader.Commit(r.dctx, PositionGroup, positionStream, r.committed); err != nil {
+			r.s.cfg.Logger.Error("route: commit position", "position", r.committed.String(), "err", err)
+		}
+		r.s.cfg.Metrics.examined(Telemetry, p.n)
+		r.s.cfg.Metrics.position(r.committed)
+		block = block && len(r.open) >= maxOpenPages
+	}
+	return true
+}
+
+// retry reads again from the last committed position after a page failed
+// (a store append failed), after a pause. Later pages may be routed twice.
+func (r *telemetryRun) retry() {
+	if r.dctx.Err() == nil {
+		sleep(r.rctx, time.Second)
+	}
+	r.pos = r.committed
+	clear(r.skip)
+}
+
+// segment is a page of records taken from the tap, awaiting its batch's
+// fate to learn its position.
+type segment struct {
+	num         uint64
+	first, last uint32 // indexes of its first and last record in the batch
+	p           *page
+	stored      chan struct{} // closed once p.next is set
+}
+
+// atEnd waits at the end of the store (pos is the last message stored)
+// and routes from the ingest writer's tap: each record as it is appended,
+// while its batch's fsync runs, so a parcel's delivery to another device
+// does not wait for the disk. A page's position is known, and committed,
+// once its batch is stored; a batch that is not stored moves nothing (its
+// devices send the messages again and they are routed again: delivery
+// stays at least once, and a routed message may be missing from the
+// store if its device never sends it again). atEnd returns when the
+// router should read the store: a batch it did not route was stored, it
+// fell behind the tap, a page failed, too many pages are open, no route
+// reads telemetry any more, a minute passed, or rctx ended. It returns
+// only once every routed record's batch has its fate, so reading meets
+// no record routed here, except after a gap (those are in skip).
+func (r *telemetryRun) atEnd() {
+	t := r.s.tap
+	if r.pos.Seq > 0 {
+		// Nothing is newer than pos: its batch is whole.
+		r.pos.Index = math.MaxUint32
+	}
+	t.open()
+	defer t.close()
+	timer := time.NewTimer(time.Minute)
+	defer timer.Stop()
+	var (
+		waiting []segment        // routed, awaiting their batch's fate, in order
+		cur     []stream.Message // records taken and not yet routed, of batch curNum
+		curNum  uint64
+		leave   bool
+	)
+	flush := func() {
+		if len(cur) == 0 {
+			return
+		}
+		sg := segment{num: curNum, first: cur[0].Cursor.Index, last: cur[len(cur)-1].Cursor.Index, stored: make(chan struct{})}
+		sg.p = r.route(cur, sg.stored)
+		r.s.cfg.Metrics.batchHanded()
+		waiting = append(waiting, sg)
+		cur = nil
+		if len(r.open) >= maxTapPages {
+			leave = true
+		}
+	}
+	fate := func(e tapEvent) {
+		n := 0
+		for n < len(waiting) && waiting[n].num == e.num {
+			n++
+		}
+		if n == 0 {
+			if e.err == nil {
+				leave = true // a batch stored that was not routed here: read it
+			}
+			return
+		}
+		for _, sg := range waiting[:n] {
+			switch {
+			case e.err != nil:
+				// Not stored: the position stays, the devices send again.
+			case r.contiguous(e.seq, sg.first):
+				r.pos = stream.Cursor{Seq: e.seq, Index: sg.last}
+				if int(sg.last)+1 == e.recs {
+					r.pos.Index = math.MaxUint32 // the whole batch
 				}
 			default:
+				r.skip[e.seq] = sg.last + 1 // a batch the router did not see came first
+				leave = true
 			}
-		case <-head:
-		case <-timer.C:
-		case <-rctx.Done():
+			sg.p.next = r.pos
+			close(sg.stored)
 		}
-		return nil, pos
+		waiting = waiting[n:]
+	}
+	for {
+		if leave {
+			t.stop()
+			if len(waiting) == 0 {
+				return
+			}
+		}
+		var head <-chan struct{}
+		if len(r.open) > 0 && !leave {
+			head = r.open[0].settled
+		}
+		select {
+		case <-t.wake:
+			events, overflow := t.take()
+			if overflow || !r.s.table.Load().reads(Telemetry) {
+				leave = true
+			}
+			for _, e := range events {
+				if !e.record {
+					flush()
+					fate(e)
+					continue
+				}
+				if leave {
+					continue // dropped: reading routes it
+				}
+				if len(cur) > 0 && curNum != e.num {
+					flush()
+				}
+				m, err := stream.DecodeRecord(e.data)
+				if err != nil {
+					leave = true // cannot happen: the writer encoded it; reading reports it
+					continue
+				}
+				m.Cursor.Index = e.index
+				cur, curNum = append(cur, m), e.num
+			}
+			flush()
+		case <-head:
+			if !r.open[0].ok {
+				leave = true // settle once every routed batch has its fate
+			} else {
+				r.settle(false)
+			}
+		case <-timer.C:
+			leave = true
+		case <-r.rctx.Done():
+			leave = true
+		case <-r.dctx.Done():
+			return // abandoned: pages awaiting a fate fail (not committed)
+		}
 	}
 }
 
-// retry returns where to read after a page failed (a store append
-// failed): its start, after a pause. Later pages may be routed twice.
-func (s *Service) retry(rctx, dctx context.Context, committed stream.Cursor) stream.Cursor {
-	if dctx.Err() == nil {
-		sleep(rctx, time.Second)
+// contiguous reports whether a segment starting at record first of the
+// batch stored at seq comes right after pos, stepping over routed copies.
+func (r *telemetryRun) contiguous(seq uint64, first uint32) bool {
+	atBatchEnd := r.pos.Index == math.MaxUint32 || r.pos.Seq == 0
+	if atBatchEnd {
+		r.pos = r.s.tap.skipCopies(r.pos)
 	}
-	return committed
+	if first == 0 {
+		return atBatchEnd && seq == r.pos.Seq+1
+	}
+	return !atBatchEnd && seq == r.pos.Seq && first == r.pos.Index+1
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -36,8 +36,6 @@ type Reader interface {
 	Position(ctx context.Context, consumerGroup, stream string) (stream.Cursor, bool, error)
 	Commit(ctx context.Context, consumerGroup, stream string, c stream.Cursor) error
 	Last(ctx context.Context) (stream.Cursor, error)
-	// Changed returns a channel closed when the next batch is stored.
-	Changed() <-chan struct{}
 }
 
 // Appender stores messages in the ingest store; *stream.Writer implements it.
@@ -134,10 +132,9 @@ type Service struct {
 	done     chan struct{}
 	once     sync.Once
 
-	// Fresh batches handed over by the ingest writer (Stored) while the
-	// router waits at the end of the store.
-	waiting atomic.Bool
-	fresh   chan freshBatch
+	// Records shown by the ingest writer (Tap, Settled) while the router
+	// waits at the end of the store.
+	tap     *tap
 	rebuilt chan struct{} // capacity 1: signalled when the table changes, for an idle router
 }
 
@@ -146,7 +143,7 @@ type Service struct {
 func New(ctx context.Context, cfg Config) (*Service, error) {
 	cfg.setDefaults()
 	s := &Service{cfg: cfg, sem: make(chan struct{}, cfg.Concurrency), done: make(chan struct{}),
-		fresh: make(chan freshBatch, freshBuffer), rebuilt: make(chan struct{}, 1)}
+		tap: newTap(), rebuilt: make(chan struct{}, 1)}
 	if err := s.reload(ctx); err != nil {
 		return nil, err
 	}

@@ -27,10 +27,10 @@ func (w *Writer) completeLoop() {
 			}
 		}
 		w.complete(b)
+		if b.recs > 0 && w.cfg.Settled != nil {
+			w.cfg.Settled(b.num, b.seq, b.recs, b.err)
+		}
 		if b.err == nil && b.recs > 0 {
-			if w.cfg.Stored != nil {
-				w.cfg.Stored(b.seq, b.buf)
-			}
 			// Wake readers waiting for new data. Best effort: a reader
 			// that misses it still sees the batch on its next read.
 			note = strconv.AppendUint(note[:0], b.seq, 10)

@@ -41,12 +41,16 @@ type WriterConfig struct {
 	// AfterBatch, when set, is called after all Acked calls of one batch,
 	// on the same goroutine, so an Acker can flush what Acked buffered.
 	AfterBatch func()
-	// Stored, when set, is given each stored batch (its JetStream sequence
-	// and encoding, see Decode) right after AfterBatch, on the same
-	// goroutine, before readers are notified. It must return at once and
-	// must not keep batch, which is reused. The router takes fresh batches
-	// this way instead of fetching them.
-	Stored func(seq uint64, batch []byte)
+	// Tap, when set, is shown the messages as they are appended, before
+	// they are stored; see Tap.
+	Tap Tap
+	// Settled, when set, is told the fate of every batch that holds
+	// records, in batch order, on the completer goroutine after the
+	// batch's Acked calls: its number (as given to Tap.Record) and its
+	// JetStream sequence with a nil error when it is stored, or the error
+	// when it is not, and how many records it holds. It must return at
+	// once.
+	Settled func(num, seq uint64, records int, err error)
 	// Metrics, when set, receives the writer's counters.
 	Metrics *Metrics
 	// Logger receives errors. Nil discards them.
@@ -113,4 +117,25 @@ func (c *WriterConfig) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+}
+
+// Tap is shown a writer's messages as they are appended, before they are
+// stored: the router routes from it while it waits at the end of the
+// store, so a device-to-device message does not wait for the disk. Its
+// methods run with the writer's lock held and must return at once.
+//
+// The writer shows messages in runs. It asks Begin only when nothing is
+// pending (every message appended so far is acknowledged), so a run starts
+// at a batch's first record and everything before it is settled; the run
+// then shows every record appended, in order, until Record returns false.
+// Duplicates (acknowledged without storing) are not records and are not
+// shown. Every batch that holds a shown record is later given to
+// WriterConfig.Settled.
+type Tap interface {
+	// Begin reports whether to start a run.
+	Begin() bool
+	// Record shows one record: its batch's number, its index in the batch
+	// and its encoding (see DecodeRecord), which must not be kept.
+	// Returning false ends the run.
+	Record(num uint64, index uint32, rec []byte) bool
 }

@@ -136,6 +136,17 @@ func Encode(dst []byte, msgs []Message) []byte {
 	return dst
 }
 
+// DecodeRecord decodes one record as a Tap is shown it. The message shares
+// no memory with rec; its Cursor is zero.
+func DecodeRecord(rec []byte) (Message, error) {
+	r := reader{b: rec}
+	body := r.bytes()
+	if r.err != nil || len(r.b) != 0 {
+		return Message{}, fmt.Errorf("%w: not one record", ErrCorrupt)
+	}
+	return decodeRecord(body)
+}
+
 // Decode decodes a batch written by Encode. Each message's Cursor.Index is
 // its index in the batch; Cursor.Seq is left zero for the caller to set.
 // Decoded messages share no memory with data.

@@ -44,6 +44,7 @@ type Writer struct {
 	nextNum  uint64    // guarded by mu; number of the next batch
 	lastSeal time.Time // guarded by mu; when the flusher last sealed a batch
 	dd       *dedup    // guarded by mu; nil when deduplication is off
+	tapping  bool      // guarded by mu; a run of records is being shown to cfg.Tap
 
 	kick   chan struct{} // cap 1; wakes the flusher (first entry, full batch, close)
 	slots  chan struct{} // in-flight batch tokens, cap InFlightBatches
@@ -171,7 +172,11 @@ func (w *Writer) Append(m *Message, a Acker, token uint64) error {
 		}
 	}
 	if !e.dup {
+		start := len(b.buf)
 		b.buf = appendRecord(b.buf, m)
+		if w.cfg.Tap != nil {
+			w.show(b, start)
+		}
 		b.recs++
 	}
 	b.ents = append(b.ents, e)
@@ -182,6 +187,19 @@ func (w *Writer) Append(m *Message, a Acker, token uint64) error {
 	}
 	w.mu.Unlock()
 	return nil
+}
+
+// show shows the record at b.buf[start:] to the Tap; see Tap for runs.
+func (w *Writer) show(b *batch, start int) {
+	if !w.tapping {
+		if w.pending != 0 || !w.cfg.Tap.Begin() {
+			return
+		}
+		w.tapping = true
+	}
+	if !w.cfg.Tap.Record(b.num, uint32(b.recs), b.buf[start:]) {
+		w.tapping = false
+	}
 }
 
 // wake nudges the flusher without blocking.
