@@ -251,15 +251,39 @@ func (r *telemetryRun) settle(block bool) bool {
 			r.open = nil
 			return false
 		}
-		r.committed = p.next
-		if err := r.s.cfg.Reader.Commit(r.dctx, PositionGroup, positionStream, r.committed); err != nil {
-			r.s.cfg.Logger.Error("route: commit position", "position", r.committed.String(), "err", err)
-		}
-		r.s.cfg.Metrics.examined(Telemetry, p.n)
-		r.s.cfg.Metrics.position(r.committed)
+		r.commit(p)
 		block = block && len(r.open) >= maxOpenPages
 	}
 	return true
+}
+
+// commitSettled commits the settled pages at the head of open, without
+// waiting: while pages wait for their batch's fate, only atEnd can settle
+// them. It returns false, committing nothing more, at a failed page.
+func (r *telemetryRun) commitSettled() bool {
+	for len(r.open) > 0 {
+		select {
+		case <-r.open[0].settled:
+		default:
+			return true
+		}
+		if !r.open[0].ok {
+			return false
+		}
+		r.commit(r.open[0])
+		r.open = r.open[1:]
+	}
+	return true
+}
+
+// commit commits the position after p.
+func (r *telemetryRun) commit(p *page) {
+	r.committed = p.next
+	if err := r.s.cfg.Reader.Commit(r.dctx, PositionGroup, positionStream, r.committed); err != nil {
+		r.s.cfg.Logger.Error("route: commit position", "position", r.committed.String(), "err", err)
+	}
+	r.s.cfg.Metrics.examined(Telemetry, p.n)
+	r.s.cfg.Metrics.position(r.committed)
 }
 
 // retry reads again from the last committed position after a page failed
@@ -391,10 +415,8 @@ func (r *telemetryRun) atEnd() {
 			}
 			flush()
 		case <-head:
-			if !r.open[0].ok {
+			if !r.commitSettled() {
 				leave = true // settle once every routed batch has its fate
-			} else {
-				r.settle(false)
 			}
 		case <-timer.C:
 			leave = true
