@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferry-iot/ferry/internal/fault"
 	"github.com/ferry-iot/ferry/internal/protocol"
 	"github.com/ferry-iot/ferry/internal/registry"
 )
@@ -59,42 +60,53 @@ func (c *Console) withSession(fn http.HandlerFunc) http.HandlerFunc {
 }
 
 // currentSession returns the request's session if it exists, has not
-// expired and its credential still verifies against the policy's current
-// keys (a rotated key or a deleted policy ends it).
+// expired and the policy still has the key it signed in with (a
+// regenerated key or a deleted policy ends it).
 func (c *Console) currentSession(r *http.Request) *session {
 	ck, err := r.Cookie(sessionCookie)
 	if err != nil {
 		return nil
 	}
-	s := c.sessions.get(ck.Value)
-	if s == nil {
+	ctx := r.Context()
+	st, ok := c.sessions.load(ctx, ck.Value)
+	if !ok {
 		return nil
 	}
-	pol, err := c.cfg.Policies.Policy(r.Context(), s.policy)
-	if err != nil || !credentialValid(pol, s.key, s.token, c.cfg.Now()) {
-		c.sessions.delete(s.id)
+	pol, err := c.cfg.Policies.Policy(ctx, st.Policy)
+	if err != nil {
+		if fault.Is(err, fault.Unauthorized) { // no such policy any more
+			c.sessions.delete(ctx, st.ID)
+		}
 		return nil
 	}
-	return s
+	key := keyWithHash(pol, st.KeyHash)
+	if key == nil {
+		c.sessions.delete(ctx, st.ID)
+		return nil
+	}
+	c.sessions.touch(ctx, st)
+	return &session{id: ck.Value, hash: st.ID, csrf: csrfOf(ck.Value), policy: pol.KeyName,
+		rights: rightsOf(pol), key: key, expires: st.Expires}
 }
 
-// credentialValid checks a policy key or a SAS token against pol's keys.
-func credentialValid(pol *registry.Policy, key []byte, token string, now time.Time) bool {
+// verifyingKey returns pol's key that the policy key or the SAS token
+// given at sign-in matches, or nil.
+func verifyingKey(pol *registry.Policy, key []byte, token string, now time.Time) []byte {
 	for _, k := range []string{pol.PrimaryKey, pol.SecondaryKey} {
 		pk, err := protocol.DecodeKey(k)
 		if err != nil {
 			continue
 		}
 		if key != nil && hmac.Equal(key, pk) {
-			return true
+			return pk
 		}
 		if token != "" {
 			if t, err := protocol.ParseSAS(token); err == nil && t.KeyName == pol.KeyName && t.Verify(pk, now) == nil {
-				return true
+				return pk
 			}
 		}
 	}
-	return false
+	return nil
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -134,15 +146,20 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.renderLogin(w, r, http.StatusTooManyRequests, "Too many failed sign-ins from your address: wait a minute.")
 		return
 	}
-	s, notAfter, msg := c.authenticate(r)
-	if s == nil {
+	in, msg := c.authenticate(r)
+	if in == nil {
 		c.throttle.failed(addr)
 		c.cfg.Logger.Info("console sign-in refused", "remote", r.RemoteAddr, "reason", msg)
 		c.renderLogin(w, r, http.StatusUnauthorized, msg)
 		return
 	}
 	c.throttle.succeeded(addr)
-	s = c.sessions.create(s, notAfter)
+	s, err := c.sessions.create(r.Context(), in.policy, in.key, in.rights, in.notAfter)
+	if err != nil {
+		c.cfg.Logger.Error("console: store session", "policy", in.policy, "error", err)
+		c.renderLogin(w, r, http.StatusServiceUnavailable, "The sign-in could not be stored. Please try again.")
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.id, Path: Prefix,
 		Expires: s.expires, Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: Prefix + "login", MaxAge: -1,
@@ -151,9 +168,17 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, safeNext(r.PostFormValue("next")), http.StatusSeeOther)
 }
 
+// signIn is a verified sign-in.
+type signIn struct {
+	policy   string
+	key      []byte // the policy key that verified the credential
+	rights   []registry.Right
+	notAfter time.Time // a SAS token's expiry; zero for a key
+}
+
 // authenticate checks the form's credential; on failure it returns the
 // message to show (the same for every wrong credential).
-func (c *Console) authenticate(r *http.Request) (*session, time.Time, string) {
+func (c *Console) authenticate(r *http.Request) (*signIn, string) {
 	const wrong = "Wrong policy name, key or token."
 	name := strings.TrimSpace(r.PostFormValue("policy"))
 	keyText := strings.TrimSpace(r.PostFormValue("key"))
@@ -164,7 +189,7 @@ func (c *Console) authenticate(r *http.Request) (*session, time.Time, string) {
 	case token != "":
 		t, err := protocol.ParseSAS(token)
 		if err != nil || t.KeyName == "" {
-			return nil, time.Time{}, "That is not a service SAS token (SharedAccessSignature sr=...&sig=...&se=...&skn=...)."
+			return nil, "That is not a service SAS token (SharedAccessSignature sr=...&sig=...&se=...&skn=...)."
 		}
 		name = t.KeyName
 		notAfter = time.Unix(t.Expiry, 0)
@@ -174,37 +199,43 @@ func (c *Console) authenticate(r *http.Request) (*session, time.Time, string) {
 	case name != "" && keyText != "":
 		k, err := protocol.DecodeKey(keyText)
 		if err != nil {
-			return nil, time.Time{}, wrong
+			return nil, wrong
 		}
 		key = k
 	default:
-		return nil, time.Time{}, "Give an access policy name and key, or a SAS token."
+		return nil, "Give an access policy name and key, or a SAS token."
 	}
 	pol, err := c.cfg.Policies.Policy(r.Context(), name)
-	if err != nil || !credentialValid(pol, key, token, c.cfg.Now()) {
-		return nil, time.Time{}, wrong
+	if err != nil {
+		return nil, wrong
+	}
+	pk := verifyingKey(pol, key, token, c.cfg.Now())
+	if pk == nil {
+		return nil, wrong
 	}
 	if !pol.Has(registry.RegistryRead) && !pol.Has(registry.ServiceConnect) {
-		return nil, time.Time{}, "The policy " + pol.KeyName + " has neither RegistryRead nor ServiceConnect: the console has nothing to show it."
+		return nil, "The policy " + pol.KeyName + " has neither RegistryRead nor ServiceConnect: the console has nothing to show it."
 	}
-	return &session{policy: pol.KeyName, rights: rightsOf(pol), key: key, token: token}, notAfter, ""
+	return &signIn{policy: pol.KeyName, key: pk, rights: rightsOf(pol), notAfter: notAfter}, ""
 }
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
-	c.sessions.delete(sessionFrom(r.Context()).id)
+	c.sessions.delete(r.Context(), sessionFrom(r.Context()).hash)
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: Prefix, MaxAge: -1,
 		Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, Prefix+"login", http.StatusSeeOther)
 }
 
 // bearer returns an Authorization value for the REST API on behalf of s: a
-// SAS token valid for a minute signed with the session's key, or the token
-// the operator signed in with.
+// SAS token signed with the session's policy key, valid for a minute but
+// not past the session's end (a SAS token's expiry when the operator
+// signed in with one).
 func (s *session) bearer(resource string, now time.Time) string {
-	if s.key == nil {
-		return s.token
+	exp := now.Add(time.Minute)
+	if s.expires.Before(exp) {
+		exp = s.expires
 	}
-	return protocol.SignSAS(s.key, resource, now.Add(time.Minute), s.policy)
+	return protocol.SignSAS(s.key, resource, exp, s.policy)
 }
 
 // safeNext keeps a post-sign-in redirect inside the console.

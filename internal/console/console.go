@@ -7,13 +7,19 @@
 //
 // An operator signs in with an access-policy name and key, or with a service
 // SAS token: the same policies as the REST API. The console keeps the
-// credential on the server, in a session held in memory with an absolute
-// expiry (never past a SAS token's own), and gives the browser only a random
-// session id in a Secure, HttpOnly, SameSite=Strict cookie. Every page, data
-// and live endpoint needs a valid session; only the sign-in page and the
-// static files do not. Every state-changing request needs the session's
-// CSRF token (a form field or the X-CSRF-Token header) and, when the browser
-// sends one, a same-origin Origin header.
+// policy key on the server and gives the browser only a random session id
+// in a Secure, HttpOnly, SameSite=Strict cookie. Sessions are kept in the
+// hub's database (SessionStore), so a restart signs nobody out: a row holds
+// a hash of the id, the policy name and a fingerprint of the policy key,
+// never the id or the key; the CSRF token is derived from the id. A session
+// has an absolute expiry (never past a SAS token's own), optionally an idle
+// limit, and ends when its policy is deleted or the key it signed in with
+// is regenerated.
+//
+// Every page, data and live endpoint needs a valid session; only the
+// sign-in page and the static files do not. Every state-changing request
+// needs the session's CSRF token (a form field or the X-CSRF-Token header)
+// and, when the browser sends one, a same-origin Origin header.
 //
 // Writes go through the REST API itself: /console/api/{path} is forwarded,
 // in process, to /api/v1/{path} with a short-lived SAS token signed for the
@@ -102,7 +108,9 @@ type Config struct {
 	Logger       *slog.Logger
 	Now          func() time.Time
 
+	Sessions    SessionStore  // where sessions are kept; nil keeps them in memory (tests)
 	SessionTTL  time.Duration // absolute session lifetime; default 8h
+	SessionIdle time.Duration // a session unused this long ends; default 0, no idle limit
 	MaxSessions int           // sessions kept at once; default 10,000
 	LiveRate    time.Duration // minimum time between live updates of one chart; default 100ms
 }
@@ -119,6 +127,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxSessions <= 0 {
 		c.MaxSessions = 10000
+	}
+	if c.Sessions == nil {
+		c.Sessions = newMemSessions()
 	}
 	if c.LiveRate <= 0 {
 		c.LiveRate = 100 * time.Millisecond
@@ -155,10 +166,12 @@ func New(cfg Config) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
+	ss := &sessions{store: cfg.Sessions, now: cfg.Now, ttl: cfg.SessionTTL, idle: cfg.SessionIdle,
+		max: cfg.MaxSessions, log: cfg.Logger}
 	c := &Console{
 		cfg:      cfg,
 		mux:      http.NewServeMux(),
-		sessions: newSessions(cfg.Now, cfg.SessionTTL, cfg.MaxSessions),
+		sessions: ss,
 		throttle: newThrottle(cfg.Now),
 		pages:    p,
 		static:   http.StripPrefix(Prefix+"static/", staticHandler(http.FS(sub))),

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-iot/ferry/internal/api"
+	"github.com/ferry-iot/ferry/internal/console"
 	"github.com/ferry-iot/ferry/internal/protocol"
 	"github.com/ferry-iot/ferry/internal/registry"
 )
@@ -313,5 +315,29 @@ func TestSignInThrottle(t *testing.T) {
 	e.clock.Add(61 * time.Second)
 	if r := b.signIn(url.Values{"policy": {"iothubowner"}, "key": {e.keys["iothubowner"]}}); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("right key a minute later: %s", r.Status)
+	}
+}
+
+// With an idle limit, a session unused that long ends; one in use lives
+// on. The CSRF token is not the session id.
+func TestSessionIdleLimit(t *testing.T) {
+	e := newEnv(t, func(c *console.Config, _ *api.Config) { c.SessionIdle = 30 * time.Minute })
+	busy, idle := e.browser(t), e.browser(t)
+	busy.signInKey("iothubowner", e.keys["iothubowner"])
+	idle.signInKey("iothubowner", e.keys["iothubowner"])
+	u, _ := url.Parse(busy.base + "/console/")
+	for _, c := range busy.c.Jar.Cookies(u) {
+		if c.Name == "ferry_session" && (c.Value == busy.csrf || busy.csrf == "") {
+			t.Errorf("CSRF token %q is empty or the session id", busy.csrf)
+		}
+	}
+	for range 3 {
+		e.clock.Add(20 * time.Minute)
+		if r, _ := busy.do("GET", "/console/data/presence", "", nil); r.StatusCode != http.StatusOK {
+			t.Fatalf("session in use: %s, want 200", r.Status)
+		}
+	}
+	if r, _ := idle.do("GET", "/console/data/presence", "", nil); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("session idle for an hour: %s, want 401", r.Status)
 	}
 }

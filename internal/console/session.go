@@ -1,24 +1,28 @@
 package console
 
 import (
+	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"log/slog"
 	"slices"
-	"sync"
 	"time"
 
+	"github.com/ferry-iot/ferry/internal/protocol"
 	"github.com/ferry-iot/ferry/internal/registry"
 )
 
-// session is one signed-in browser. Its fields do not change after sign-in.
+// session is one signed-in browser, as loaded for one request.
 type session struct {
-	id      string
-	csrf    string
+	id      string           // the cookie's value; never stored
+	hash    []byte           // hashID(id): the session's key in the store
+	csrf    string           // derived from id (csrfOf)
 	policy  string           // access policy name
-	rights  []registry.Right // the policy's rights at sign-in (pages re-check the key on every request)
-	key     []byte           // the policy key the operator gave; nil when signed in with a token
-	token   string           // the SAS token the operator gave; "" when signed in with a key
+	rights  []registry.Right // the policy's rights now
+	key     []byte           // the policy key the session signed in with (or that verified its SAS token)
 	expires time.Time
 }
 
@@ -27,79 +31,145 @@ func (s *session) can(r registry.Right) bool {
 	return registry.Policy{Rights: s.rights}.Has(r)
 }
 
-// sessions is the server-side session store: in memory, so a hub restart
-// signs everyone out.
+// StoredSession is a session as a SessionStore keeps it: hashes of the
+// session id and of the policy key, never the id or the key themselves.
+type StoredSession struct {
+	ID       []byte    // SHA-256 of the session id
+	Policy   string    // access policy name
+	KeyHash  []byte    // SHA-256 of the policy key the session signed in with
+	Created  time.Time // sign-in
+	LastSeen time.Time // last request, to within a minute
+	Expires  time.Time // absolute end: the session lifetime, or the SAS token's expiry if sooner
+}
+
+// SessionStore keeps sign-in sessions where a hub restart does not lose
+// them (the hub's SQLite database).
+type SessionStore interface {
+	// CreateSession stores s; when max sessions are kept already it first
+	// removes those closest to expiry.
+	CreateSession(ctx context.Context, s StoredSession, max int) error
+	// Session returns the session whose id hashes to id; ok is false when
+	// there is none.
+	Session(ctx context.Context, id []byte) (s StoredSession, ok bool, err error)
+	// TouchSession sets the session's LastSeen.
+	TouchSession(ctx context.Context, id []byte, at time.Time) error
+	DeleteSession(ctx context.Context, id []byte) error
+	// PurgeSessions removes up to limit sessions that expired by now or,
+	// when idleSince is not zero, were last seen before it.
+	PurgeSessions(ctx context.Context, now, idleSince time.Time, limit int) (int64, error)
+}
+
+const (
+	touchEvery = time.Minute // a session's LastSeen is written at most this often
+	purgeBatch = 256         // expired sessions one sign-in removes at most
+)
+
+// sessions applies the console's session rules (lifetime, idle limit,
+// maximum, LastSeen sampling) over a SessionStore.
 type sessions struct {
-	now func() time.Time
-	ttl time.Duration
-	max int
-
-	mu sync.Mutex
-	m  map[string]*session // guarded by mu
+	store SessionStore
+	now   func() time.Time
+	ttl   time.Duration // absolute lifetime
+	idle  time.Duration // 0: no idle limit
+	max   int
+	log   *slog.Logger
 }
 
-func newSessions(now func() time.Time, ttl time.Duration, max int) *sessions {
-	return &sessions{now: now, ttl: ttl, max: max, m: make(map[string]*session)}
-}
-
-// create stores a new session for s (policy, rights, credential) and fills
-// in its id, CSRF token and expiry (never later than notAfter when set).
-func (ss *sessions) create(s *session, notAfter time.Time) *session {
-	s.id, s.csrf = randomToken(), randomToken()
-	s.expires = ss.now().Add(ss.ttl)
+// create stores a new session for policy, signed in with key, and returns
+// it. It expires after the lifetime, never later than notAfter when set.
+func (ss *sessions) create(ctx context.Context, policy string, key []byte, rights []registry.Right, notAfter time.Time) (*session, error) {
+	now := ss.now()
+	s := &session{id: randomToken(), policy: policy, rights: rights, key: key, expires: now.Add(ss.ttl)}
 	if !notAfter.IsZero() && notAfter.Before(s.expires) {
 		s.expires = notAfter
 	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if len(ss.m) >= ss.max {
-		ss.sweepLocked()
+	s.hash, s.csrf = hashID(s.id), csrfOf(s.id)
+	if _, err := ss.store.PurgeSessions(ctx, now, ss.idleSince(now), purgeBatch); err != nil {
+		ss.log.Warn("console: purge expired sessions", "error", err)
 	}
-	if len(ss.m) >= ss.max {
-		// Still full of live sessions: drop the one closest to expiry.
-		var oldest *session
-		for _, o := range ss.m {
-			if oldest == nil || o.expires.Before(oldest.expires) {
-				oldest = o
-			}
-		}
-		delete(ss.m, oldest.id)
+	st := StoredSession{ID: s.hash, Policy: policy, KeyHash: hashKey(key), Created: now, LastSeen: now, Expires: s.expires}
+	if err := ss.store.CreateSession(ctx, st, ss.max); err != nil {
+		return nil, err
 	}
-	ss.m[s.id] = s
-	return s
+	return s, nil
 }
 
-// get returns the live session with id, or nil.
-func (ss *sessions) get(id string) *session {
+func (ss *sessions) idleSince(now time.Time) time.Time {
+	if ss.idle <= 0 {
+		return time.Time{}
+	}
+	return now.Add(-ss.idle)
+}
+
+// load returns the live stored session with id. One that expired or sat
+// idle too long is deleted.
+func (ss *sessions) load(ctx context.Context, id string) (StoredSession, bool) {
 	if id == "" {
-		return nil
+		return StoredSession{}, false
 	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	s := ss.m[id]
-	if s == nil {
-		return nil
+	st, ok, err := ss.store.Session(ctx, hashID(id))
+	if err != nil {
+		ss.log.Warn("console: read session", "error", err)
+		return StoredSession{}, false
 	}
-	if !ss.now().Before(s.expires) {
-		delete(ss.m, id)
-		return nil
+	if !ok {
+		return StoredSession{}, false
 	}
-	return s
-}
-
-func (ss *sessions) delete(id string) {
-	ss.mu.Lock()
-	delete(ss.m, id)
-	ss.mu.Unlock()
-}
-
-func (ss *sessions) sweepLocked() {
 	now := ss.now()
-	for id, s := range ss.m {
-		if !now.Before(s.expires) {
-			delete(ss.m, id)
+	if !now.Before(st.Expires) || (ss.idle > 0 && st.LastSeen.Before(ss.idleSince(now))) {
+		ss.delete(ctx, st.ID)
+		return StoredSession{}, false
+	}
+	return st, true
+}
+
+// touch records a request of st, writing at most once per touchEvery.
+func (ss *sessions) touch(ctx context.Context, st StoredSession) {
+	now := ss.now()
+	if now.Sub(st.LastSeen) < touchEvery {
+		return
+	}
+	if err := ss.store.TouchSession(ctx, st.ID, now); err != nil {
+		ss.log.Warn("console: record session activity", "error", err)
+	}
+}
+
+func (ss *sessions) delete(ctx context.Context, hash []byte) {
+	if err := ss.store.DeleteSession(context.WithoutCancel(ctx), hash); err != nil {
+		ss.log.Warn("console: delete session", "error", err)
+	}
+}
+
+// hashID is the store's key for a session id.
+func hashID(id string) []byte {
+	h := sha256.Sum256([]byte(id))
+	return h[:]
+}
+
+// hashKey fingerprints a policy key.
+func hashKey(key []byte) []byte {
+	h := sha256.Sum256(key)
+	return h[:]
+}
+
+// csrfOf derives a session's CSRF token from its id, so the store needs
+// no copy of it and the token does not reveal the id.
+func csrfOf(id string) string {
+	m := hmac.New(sha256.New, []byte(id))
+	m.Write([]byte("ferry console csrf"))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// keyWithHash returns pol's key whose fingerprint is h, or nil when
+// neither key has it any more (the key was regenerated).
+func keyWithHash(pol *registry.Policy, h []byte) []byte {
+	for _, k := range []string{pol.PrimaryKey, pol.SecondaryKey} {
+		pk, err := protocol.DecodeKey(k)
+		if err == nil && subtle.ConstantTimeCompare(hashKey(pk), h) == 1 {
+			return pk
 		}
 	}
+	return nil
 }
 
 func randomToken() string {

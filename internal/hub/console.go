@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/ferry-iot/ferry/internal/console"
 	"github.com/ferry-iot/ferry/internal/model"
+	"github.com/ferry-iot/ferry/internal/store/sqlite"
 )
 
 // mountConsole serves the web console under /console/ and redirects
@@ -27,6 +29,7 @@ func (h *Hub) mountConsole(mux *http.ServeMux, apiHandler http.Handler) error {
 		Devices:      h.registry,
 		Query:        h.db,
 		Presence:     h.broker,
+		Sessions:     consoleSessions{h.db},
 		Telemetry:    h.streams,
 		Provisioning: h.provision,
 		Info:         h.info,
@@ -70,4 +73,31 @@ func (m consoleModels) Model(_ context.Context, id string) (json.RawMessage, err
 		return nil, err
 	}
 	return d.DTDL, nil
+}
+
+// consoleSessions keeps the console's sign-in sessions in the hub's
+// database, so a restart signs nobody out.
+type consoleSessions struct{ db *sqlite.DB }
+
+var _ console.SessionStore = consoleSessions{}
+
+func (s consoleSessions) CreateSession(ctx context.Context, cs console.StoredSession, max int) error {
+	return s.db.CreateConsoleSession(ctx, sqlite.ConsoleSession(cs), max)
+}
+
+func (s consoleSessions) Session(ctx context.Context, id []byte) (console.StoredSession, bool, error) {
+	cs, ok, err := s.db.ConsoleSession(ctx, id)
+	return console.StoredSession(cs), ok, err
+}
+
+func (s consoleSessions) TouchSession(ctx context.Context, id []byte, at time.Time) error {
+	return s.db.TouchConsoleSession(ctx, id, at)
+}
+
+func (s consoleSessions) DeleteSession(ctx context.Context, id []byte) error {
+	return s.db.DeleteConsoleSession(ctx, id)
+}
+
+func (s consoleSessions) PurgeSessions(ctx context.Context, now, idleSince time.Time, limit int) (int64, error) {
+	return s.db.PurgeConsoleSessions(ctx, now, idleSince, limit)
 }
