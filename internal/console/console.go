@@ -38,6 +38,13 @@
 // it) at most ten times a second and hands each subscriber the batch
 // through a bounded buffer that drops the oldest batch when the browser is
 // slow, so a slow browser never blocks the hub or other browsers.
+//
+// The device list's connection states are pushed too: a connect or
+// disconnect marks the device for each browser showing it (a set bounded
+// by the page, never a queue), and each browser's stream sends the marked
+// devices' current state at most four times a second. A reconnecting
+// stream starts with every device's state, and the page still polls every
+// 30 s, so whatever a dropped connection missed is caught up.
 package console
 
 import (
@@ -99,6 +106,7 @@ type Config struct {
 	Devices      Counter       // device count
 	Query        query.Querier // the database the query language runs on
 	Presence     Presence      // live connection state
+	PresenceFeed PresenceFeed  // connection changes, pushed to the device list; nil: the list only polls
 	Telemetry    Telemetry     // stored telemetry; nil hides charts
 	Provisioning Provisioning  // nil hides the provisioning page
 	Models       Models        // DTDL model repository; nil hides the model-driven view
@@ -150,6 +158,7 @@ type Console struct {
 	throttle *throttle
 	pages    *pages
 	live     *live
+	pushes   *presenceFan // nil without Config.PresenceFeed
 	static   http.Handler
 	stats    stats
 }
@@ -177,12 +186,16 @@ func New(cfg Config) (*Console, error) {
 		static:   http.StripPrefix(Prefix+"static/", staticHandler(http.FS(sub))),
 	}
 	c.live = newLive(cfg.Telemetry, cfg.LiveRate, cfg.Logger)
+	c.pushes = newPresenceFan(cfg.PresenceFeed)
 	c.routes()
 	return c, nil
 }
 
 // Close ends live streams.
-func (c *Console) Close() { c.live.close() }
+func (c *Console) Close() {
+	c.live.close()
+	c.pushes.close()
+}
 
 func (c *Console) routes() {
 	m := c.mux
@@ -198,6 +211,7 @@ func (c *Console) routes() {
 	m.HandleFunc("GET "+Prefix+"streams", c.withSession(c.streamsPage))
 	m.HandleFunc("GET "+Prefix+"data/stats", c.withSession(c.statsStream))
 	m.HandleFunc("GET "+Prefix+"data/presence", c.withSession(c.presence))
+	m.HandleFunc("GET "+Prefix+"data/presence/live", c.withSession(c.presenceLive))
 	m.HandleFunc("GET "+Prefix+"data/model", c.withSession(c.modelData))
 	m.HandleFunc("GET "+Prefix+"data/devices/{id}/telemetry", c.withSession(c.telemetryHistory))
 	m.HandleFunc("GET "+Prefix+"data/devices/{id}/live", c.withSession(c.telemetryLive))

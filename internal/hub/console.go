@@ -29,6 +29,7 @@ func (h *Hub) mountConsole(mux *http.ServeMux, apiHandler http.Handler) error {
 		Devices:      h.registry,
 		Query:        h.db,
 		Presence:     h.broker,
+		PresenceFeed: h.presence,
 		Sessions:     consoleSessions{h.db},
 		Telemetry:    h.streams,
 		Provisioning: h.provision,

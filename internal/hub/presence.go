@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,8 +19,9 @@ type presence struct {
 		Error(msg string, args ...any)
 	}
 
-	mu      sync.Mutex
-	pending map[string]sqlite.ConnectionState // guarded by mu: latest state per device since the last flush
+	mu       sync.Mutex
+	pending  map[string]sqlite.ConnectionState // guarded by mu: latest state per device since the last flush
+	watchers []*presenceWatcher                // guarded by mu; replaced, never changed in place
 
 	stop chan struct{}
 	done chan struct{}
@@ -39,7 +41,31 @@ func (p *presence) record(clientID string, connected bool, at time.Time) {
 	}
 	p.mu.Lock()
 	p.pending[clientID] = sqlite.ConnectionState{DeviceID: clientID, Connected: connected, At: at}
+	ws := p.watchers
 	p.mu.Unlock()
+	for _, w := range ws {
+		w.fn(clientID, connected, at)
+	}
+}
+
+// presenceWatcher is one function told of connection changes.
+type presenceWatcher struct {
+	fn func(deviceID string, connected bool, at time.Time)
+}
+
+// WatchPresence calls fn on every device connecting or disconnecting, in
+// the broker's goroutine (fn must not block), until stop is called. It
+// serves the console's live device list.
+func (p *presence) WatchPresence(fn func(deviceID string, connected bool, at time.Time)) (stop func()) {
+	w := &presenceWatcher{fn: fn}
+	p.mu.Lock()
+	p.watchers = append(slices.Clip(p.watchers), w)
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		p.watchers = slices.DeleteFunc(slices.Clone(p.watchers), func(o *presenceWatcher) bool { return o == w })
+		p.mu.Unlock()
+	}
 }
 
 func (p *presence) run() {

@@ -74,10 +74,14 @@ tbody.addEventListener("click", async (ev) => {
   }
 });
 
-// Live connection state and last activity.
+// Live connection state and last activity: pushed over server-sent events
+// as devices connect and disconnect; a slow poll catches up whatever a
+// dropped stream missed (a reconnected stream also starts with every row).
 const rows = [...tbody.querySelectorAll("tr[data-id]")];
 const connected = document.getElementById("dev-connected");
-pollPresence(rows.map((r) => r.dataset.id), (d) => {
+const ids = rows.map((r) => r.dataset.id);
+
+function apply(d) {
   if (connected) connected.textContent = d.connected;
   for (const tr of rows) {
     const p = d.devices[tr.dataset.id];
@@ -90,6 +94,20 @@ pollPresence(rows.map((r) => r.dataset.id), (d) => {
       const ms = Date.parse(p.lastActivity);
       if (ms > Number(tr.dataset.activity || 0)) tr.dataset.activity = String(ms);
     }
+  }
+  refreshAgo();
+}
+
+function refreshAgo() {
+  for (const tr of rows) {
     tr.querySelector("[data-activity-text]").textContent = ago(Number(tr.dataset.activity || 0));
   }
-}, 3000);
+}
+
+if (ids.length) {
+  const q = ids.map((id) => "id=" + encodeURIComponent(id)).join("&");
+  const es = new EventSource("/console/data/presence/live?" + q);
+  es.addEventListener("presence", (ev) => apply(JSON.parse(ev.data)));
+  pollPresence(ids, apply, 30000);
+  setInterval(() => { if (!document.hidden) refreshAgo(); }, 10000);
+}
