@@ -69,6 +69,9 @@ func TestBrowser(t *testing.T) {
 	// The real device: connects once the browser has created it.
 	dev := &testDevice{}
 	go dev.run(ctx, t, h, deviceID)
+	// A device that connects while the browser watches the device list.
+	signal := filepath.Join(t.TempDir(), "connect-late")
+	go connectOnSignal(ctx, t, h, h.CreateDevice(t, deviceID+"-late"), signal)
 
 	out := filepath.Join(dir, "artifacts")
 	cmd := exec.CommandContext(ctx, nodeBin, "console.js")
@@ -80,6 +83,7 @@ func TestBrowser(t *testing.T) {
 		"FERRY_DEVICE="+deviceID,
 		"FERRY_OP_CODE="+op.VerificationCode,
 		"FERRY_ARTIFACTS="+out,
+		"FERRY_SIGNAL="+signal,
 		"CHROMIUM="+chromium,
 	)
 	cmd.WaitDelay = 5 * time.Second
@@ -193,6 +197,29 @@ func (d *testDevice) run(ctx context.Context, t *testing.T, h *hubtest.Hub, id s
 		case <-tick.C:
 		}
 	}
+}
+
+// connectOnSignal connects dev once the file signal exists and stays
+// connected until ctx ends.
+func connectOnSignal(ctx context.Context, t *testing.T, h *hubtest.Hub, dev hubtest.Device, signal string) {
+	for {
+		if _, err := os.Stat(signal); err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	conn, code, err := hubtest.Dial(h.MQTTAddr("tcp").String(), nil, hubtest.ConnectOptions{
+		ClientID: dev.ID, Username: dev.Username(), Password: dev.Token(time.Hour), Clean: true})
+	if err != nil || code != 0 {
+		t.Errorf("late device: code %d, %v", code, err)
+		return
+	}
+	defer conn.Close()
+	<-ctx.Done()
 }
 
 // initProvisioning opens a provisioning operation the way a device does.

@@ -7,6 +7,8 @@
 //   FERRY_DEVICE     the device id to create (the Go test connects it)
 //   FERRY_OP_CODE    the verification code of a pending provisioning request
 //   FERRY_ARTIFACTS  where screenshots go
+//   FERRY_SIGNAL     a file to create when the device list waits for
+//                    <FERRY_DEVICE>-late to connect (the Go test then dials it)
 //   CHROMIUM         the browser (default /usr/bin/chromium)
 //
 // Every step prints one JSON line; the exit status says whether all passed.
@@ -151,6 +153,19 @@ async function main() {
     if (await page.$(`tr[data-id="${device}"] .tags b`)) throw new Error("tag HTML was rendered");
     log("device listed");
     await shot(page, "04-devices");
+
+    // 8b. A device that connects while the list is open shows as connected
+    // at once: pushed, not found by the 30 s poll.
+    const late = device + "-late";
+    const stream = page.waitForResponse((r) => r.url().includes("/console/data/presence/live"));
+    await page.goto(base + "/console/devices?q=" + encodeURIComponent(late));
+    await page.waitForSelector(`tr[data-id="${late}"] .state.off`);
+    await stream;
+    const t0 = Date.now();
+    fs.writeFileSync(env("FERRY_SIGNAL"), "connect");
+    await page.waitForSelector(`tr[data-id="${late}"] .state.on`, { timeout: 10000 });
+    log("connect pushed to the list", { ms: Date.now() - t0 });
+    await shot(page, "04b-devices-pushed");
 
     // 9. Approve a provisioning request.
     await page.click("nav >> text=Provisioning");
