@@ -80,7 +80,11 @@ func (m consoleModels) Model(_ context.Context, id string) (json.RawMessage, err
 // database, so a restart signs nobody out.
 type consoleSessions struct{ db *sqlite.DB }
 
-var _ console.SessionStore = consoleSessions{}
+// Interface guards.
+var (
+	_ console.SessionStore = consoleSessions{}
+	_ console.PresenceFeed = (*presence)(nil)
+)
 
 func (s consoleSessions) CreateSession(ctx context.Context, cs console.StoredSession, max int) error {
 	return s.db.CreateConsoleSession(ctx, sqlite.ConsoleSession(cs), max)
