@@ -42,7 +42,7 @@ func readStream(t testing.TB, h *hubtest.Hub, name string) []api.Message {
 func waitStream(t testing.TB, h *hubtest.Hub, name string, n int) []api.Message {
 	t.Helper()
 	var msgs []api.Message
-	hubtest.Eventually(t, 10*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		msgs = readStream(t, h, name)
 		return countIs(len(msgs), n)
 	})
@@ -255,7 +255,7 @@ func TestRouteBodies(t *testing.T) {
 		t.Fatalf("alarms copy %x", alarms[0].Body)
 	}
 	waitStream(t, h, "quiet", 1)
-	hubtest.Eventually(t, 5*time.Second, func() error {
+	hubtest.Eventually(t, 20*time.Second, func() error {
 		m := scrape(t, h)
 		for _, want := range []string{`ferry_route_body_unreadable_total{reason="not_json"}`, `ferry_route_body_unreadable_total{reason="protobuf"}`} {
 			if !strings.Contains(m, want) {

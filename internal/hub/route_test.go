@@ -114,7 +114,7 @@ func TestRouteTelemetryToDeviceMethod(t *testing.T) {
 	}
 	expectNoCall(t, calls, 300*time.Millisecond)
 	// The message itself stays in its stream: storage came first.
-	hubtest.Eventually(t, 5*time.Second, func() error { return countIs(len(readAll(t, h)), 2) })
+	hubtest.Eventually(t, 20*time.Second, func() error { return countIs(len(readAll(t, h)), 2) })
 }
 
 // TestRouteConditionSyntaxError refuses a route whose condition does not
