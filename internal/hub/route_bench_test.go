@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,9 +100,22 @@ func routedCount(t *testing.T, h *hubtest.Hub, hc *http.Client) int {
 func TestBenchRoutingThroughput(t *testing.T) {
 	benchOnly(t)
 	const conns, window, n = 8, 100, 200_000
+	// FERRY_BENCH_AA=1 runs plain ingest on both sides: the ratio it
+	// prints is the measurement's own bias and noise.
+	aa := os.Getenv("FERRY_BENCH_AA") != ""
 	run := func(routes bool) (ingest, routed time.Duration) {
-		h := hubtest.Start(t)
-		if routes {
+		// Each hub is stopped before the next starts, so that no run
+		// shares the machine with an earlier hub's leftovers.
+		h, stop, err := hubtest.Launch(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				t.Error(err)
+			}
+		}()
+		if routes && !aa {
 			for i := range 10 {
 				// One route in ten matches 1/30 of the messages (to a NATS
 				// subject); the rest read the body and do not match.
@@ -116,34 +131,51 @@ func TestBenchRoutingThroughput(t *testing.T) {
 		var ids []string
 		for i := range conns {
 			d := h.CreateDevice(t, fmt.Sprintf("bench-%d", i))
-			cs = append(cs, connect(t, h, d, 4))
+			c := connect(t, h, d, 4)
+			defer c.Close()
+			cs = append(cs, c)
 			ids = append(ids, d.ID)
 		}
+		runtime.GC() // start each run from the same heap
+		cpu0 := cpuTime()
 		start := time.Now()
 		ingest = flood(t, h, cs, ids, n, window)
-		if !routes {
-			return ingest, 0
+		defer func() {
+			t.Logf("  routes=%v: the process used %.2f cores", routes && !aa, (cpuTime()-cpu0).Seconds()/time.Since(start).Seconds())
+		}()
+		if !routes || aa {
+			return ingest, ingest
 		}
 		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: h.TLSConfig()}}
 		defer hc.CloseIdleConnections()
 		for routedCount(t, h, hc) < n {
-			time.Sleep(20 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
 		}
 		return ingest, time.Since(start)
 	}
-	// Alternate plain and routed runs, so that a change in the machine's
-	// load during the run weighs on both alike.
+	// Alternate which side runs first, so that neither the order nor a
+	// change in the machine's load during the run favours one side.
+	rounds := 4
+	if v, err := strconv.Atoi(os.Getenv("FERRY_BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
 	var plainSum, routedSum float64
-	for round := range 2 {
-		plain, _ := run(false)
-		ingest, routed := run(true)
+	for round := range rounds {
+		var plain, ingest, routed time.Duration
+		if round%2 == 0 {
+			plain, _ = run(false)
+			ingest, routed = run(true)
+		} else {
+			ingest, routed = run(true)
+			plain, _ = run(false)
+		}
 		plainRate := float64(n) / plain.Seconds()
 		routedRate := float64(n) / routed.Seconds()
 		plainSum += plainRate
 		routedSum += routedRate
-		t.Logf("round %d: plain ingest %d msgs in %s = %.0f msgs/s; with 10 routes: ingest %s (%.0f msgs/s), all routed after %s = %.0f msgs/s routed",
+		t.Logf("round %d: plain ingest %d msgs in %s = %.0f msgs/s; with 10 routes: ingest %s (%.0f msgs/s), all routed after %s = %.0f msgs/s routed (%.2fx)",
 			round+1, n, plain.Round(time.Millisecond), plainRate, ingest.Round(time.Millisecond), float64(n)/ingest.Seconds(),
-			routed.Round(time.Millisecond), routedRate)
+			routed.Round(time.Millisecond), routedRate, routedRate/plainRate)
 	}
 	t.Logf("routed/plain: %.2fx", routedSum/plainSum)
 	if routedSum < 0.8*plainSum {
@@ -261,4 +293,11 @@ func seqOf(b []byte) int {
 	}
 	n, _ := strconv.Atoi(string(b[2 : 2+int(b[1])]))
 	return n
+}
+
+// cpuTime is the CPU time the process has used (user and system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
