@@ -128,7 +128,9 @@ type telemetryRun struct {
 	in         *input
 	open       []*page       // in read order
 	pos        stream.Cursor // where the next read starts
-	committed  stream.Cursor
+	committed  stream.Cursor // the end of the last page routed and delivered
+	written    stream.Cursor // the position last written to the store
+	writtenAt  time.Time
 	// skip holds batches routed as they were sealed that the store put
 	// after a batch the router did not see (another writer's): reading
 	// routes the batch in between and skips these.
@@ -144,16 +146,17 @@ type telemetryRun struct {
 // them (atEnd). rctx stops reading; dctx abandons deliveries (their pages
 // are then not committed, and are routed again at the next start).
 func (s *Service) runTelemetry(rctx, dctx context.Context, pos stream.Cursor) {
-	r := &telemetryRun{s: s, rctx: rctx, dctx: dctx, pos: pos, committed: pos,
+	r := &telemetryRun{s: s, rctx: rctx, dctx: dctx, pos: pos, committed: pos, written: pos,
 		in: &input{dec: s.cfg.Schemas, twins: s.cfg.Twins, ctx: dctx}, skip: make(map[uint64]uint32)}
 	for rctx.Err() == nil {
 		if len(r.open) == 0 && !s.table.Load().reads(Telemetry) {
+			r.writePosition()
 			// No enabled route reads telemetry: skip what arrives without
 			// reading it (decoding every batch would cost ingest a fifth
 			// of its CPU for nothing). Routes apply to what arrives after
 			// them.
 			if last, ok := s.idle(rctx, dctx, r.pos); ok {
-				r.pos, r.committed = last, last
+				r.pos, r.committed, r.written = last, last, last
 			}
 			continue
 		}
@@ -198,10 +201,12 @@ func (s *Service) runTelemetry(rctx, dctx context.Context, pos stream.Cursor) {
 		}
 	}
 	r.settle(true) // Close: finish and commit what was routed
+	r.writePosition()
 }
 
 // route routes msgs as a new open page. A page of a sealed batch (stored
 // not nil) settles only once stored is closed, its next position set.
+// Nothing keeps msgs once route returns: the caller may reuse it.
 func (r *telemetryRun) route(msgs []stream.Message, stored chan struct{}) *page {
 	s := r.s
 	p := s.newPage(r.dctx)
@@ -276,14 +281,39 @@ func (r *telemetryRun) commitSettled() bool {
 	return true
 }
 
-// commit commits the position after p.
+// commitEvery is how often the router writes its position to the store.
+// Each write is a synced JetStream write; writing one per page would
+// double the disk's syncs under load, when the ingest writer's group
+// commits need them. A crash routes again at most this much of the
+// store (delivery is at least once); a shutdown writes the last position.
+const commitEvery = 250 * time.Millisecond
+
+// commit marks the position after p as routed and delivered, and writes it
+// when commitEvery passed since the last write.
 func (r *telemetryRun) commit(p *page) {
 	r.committed = p.next
-	if err := r.s.cfg.Reader.Commit(r.dctx, PositionGroup, positionStream, r.committed); err != nil {
-		r.s.cfg.Logger.Error("route: commit position", "position", r.committed.String(), "err", err)
-	}
 	r.s.cfg.Metrics.examined(Telemetry, p.n)
 	r.s.cfg.Metrics.position(r.committed)
+	if time.Since(r.writtenAt) >= commitEvery {
+		r.writePosition()
+	}
+}
+
+// writePosition writes the committed position to the store if it moved.
+func (r *telemetryRun) writePosition() {
+	if r.committed == r.written {
+		return
+	}
+	r.writtenAt = time.Now()
+	// What was delivered is written even when deliveries were abandoned
+	// at shutdown, so that a restart does not route it again.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.dctx), 5*time.Second)
+	defer cancel()
+	if err := r.s.cfg.Reader.Commit(ctx, PositionGroup, positionStream, r.committed); err != nil {
+		r.s.cfg.Logger.Error("route: commit position", "position", r.committed.String(), "err", err)
+		return
+	}
+	r.written = r.committed
 }
 
 // retry reads again from the last committed position after a page failed
@@ -328,11 +358,15 @@ func (r *telemetryRun) atEnd() {
 	defer t.close()
 	timer := time.NewTimer(time.Minute)
 	defer timer.Stop()
+	write := time.NewTicker(commitEvery)
+	defer write.Stop()
 	var (
 		waiting []segment        // routed, awaiting their batch's fate, in order
 		cur     []stream.Message // records taken and not yet routed, of batch curNum
 		curNum  uint64
 		leave   bool
+		events  []tapEvent // the last events taken, and their records' data
+		data    []byte
 	)
 	flush := func() {
 		if len(cur) == 0 {
@@ -342,7 +376,8 @@ func (r *telemetryRun) atEnd() {
 		sg.p = r.route(cur, sg.stored)
 		r.s.cfg.Metrics.batchHanded()
 		waiting = append(waiting, sg)
-		cur = nil
+		clear(cur) // drop the routed messages' bodies and strings
+		cur = cur[:0]
 		if len(r.open) >= maxTapPages {
 			leave = true
 		}
@@ -387,9 +422,16 @@ func (r *telemetryRun) atEnd() {
 		if len(r.open) > 0 && !leave {
 			head = r.open[0].settled
 		}
+		var writeC <-chan time.Time
+		if r.committed != r.written {
+			writeC = write.C
+		}
 		select {
+		case <-writeC:
+			r.writePosition()
 		case <-t.wake:
-			events, overflow := t.take()
+			var overflow bool
+			events, data, overflow = t.take(events, data)
 			if overflow || !r.s.table.Load().reads(Telemetry) {
 				leave = true
 			}
@@ -481,6 +523,7 @@ func (s *Service) deliver(p *page, c *compiled, in *input) {
 		return
 	}
 	props := enrich(in, c.ens, c.Name, hops+1)
+	var own *stream.Message // m for deliveries that outlive this call
 	for _, ep := range c.eps {
 		switch ep.Kind {
 		case KindStream:
@@ -489,8 +532,13 @@ func (s *Service) deliver(p *page, c *compiled, in *input) {
 			s.toNATS(p, c, ep, m, props)
 		default:
 			// Resolve the target now: in (and its lazy twin) is reused for
-			// the next message once deliver returns.
-			d := &delivery{c: c, ep: ep, m: m, props: props}
+			// the next message once deliver returns, and so is m's memory
+			// when it came from the tap.
+			if own == nil {
+				own = new(stream.Message)
+				*own = *m
+			}
+			d := &delivery{c: c, ep: ep, m: own, props: props}
 			if ep.Kind != KindWebhook && !s.resolveTarget(d) {
 				continue
 			}

@@ -16,7 +16,7 @@ type tapEvent struct {
 	record bool
 	num    uint64 // the writer's batch number
 	index  uint32 // record: its index in the batch
-	data   []byte // record: a copy of its encoding
+	data   []byte // record: a copy of its encoding, in the tap's buffer
 	seq    uint64 // fate: the batch's sequence when stored
 	recs   int    // fate: how many records the batch holds
 	err    error  // fate: why it was not stored
@@ -36,6 +36,7 @@ type tap struct {
 	broken   bool            // guarded by mu; the writer's run was refused: Record refuses until Begin
 	overflow bool            // guarded by mu; a record was refused because the router is behind
 	events   []tapEvent      // guarded by mu
+	data     []byte          // guarded by mu; the records' data of events
 	records  int             // guarded by mu; record events in events
 	copies   map[uint64]bool // guarded by mu; sequences of stored routed copies not yet passed
 }
@@ -65,7 +66,11 @@ func (t *tap) Record(num uint64, index uint32, rec []byte) bool {
 		return false
 	}
 	t.records++
-	t.push(tapEvent{record: true, num: num, index: index, data: append([]byte(nil), rec...)})
+	start := len(t.data)
+	t.data = append(t.data, rec...)
+	// Full slice expression: appending to data never writes into an
+	// earlier record's (a reallocated data leaves them in the old array).
+	t.push(tapEvent{record: true, num: num, index: index, data: t.data[start:len(t.data):len(t.data)]})
 	return true
 }
 
@@ -108,18 +113,30 @@ func (t *tap) stop() {
 func (t *tap) close() {
 	t.mu.Lock()
 	t.active, t.want, t.broken = false, false, true
-	t.events, t.records = nil, 0
+	clear(t.events)
+	t.events, t.data, t.records = t.events[:0], t.data[:0], 0
 	t.mu.Unlock()
 }
 
-// take returns the queued events and whether a record was refused because
-// the router was behind.
-func (t *tap) take() ([]tapEvent, bool) {
+// maxSpare bounds the data buffer the tap keeps for reuse: a burst of large
+// records should not pin its memory for good.
+const maxSpare = 4 << 20
+
+// take returns the queued events, the buffer holding their records' data,
+// and whether a record was refused because the router was behind. The
+// caller hands back the events and data of its previous take, which it is
+// done with, for the tap to reuse: under load the router and the writer
+// swap two pairs of buffers instead of allocating.
+func (t *tap) take(spare []tapEvent, spareData []byte) ([]tapEvent, []byte, bool) {
+	clear(spare)
+	if cap(spareData) > maxSpare {
+		spareData = nil
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ev := t.events
-	t.events, t.records = nil, 0
-	return ev, t.overflow
+	ev, data := t.events, t.data
+	t.events, t.data, t.records = spare[:0], spareData[:0], 0
+	return ev, data, t.overflow
 }
 
 // Tap is shown the ingest writer's records before they are stored
