@@ -22,10 +22,12 @@
 // positions bucket), evaluates every enabled route on each message, hands
 // the matches to their endpoints, waits until every delivery of the page
 // was handed off (stored, published and flushed, answered, queued, or
-// dead-lettered) and only then commits the page's end. Delivery is
-// therefore at least once: a crash between a hand-off and the commit
-// routes that page again at the next start, and a normal shutdown
-// finishes the page first. The very first start begins at the end of the
+// dead-lettered) and only then commits the page's end. The committed
+// position is written to the store at most every 250 ms (each write is a
+// synced JetStream put, and under load the disk's syncs belong to
+// ingest), soon after traffic stops, and at shutdown. Delivery is
+// therefore at least once: a crash routes again what was handed off
+// since the last write, and a normal shutdown finishes the page first. The very first start begins at the end of the
 // store: history is not routed.
 //
 // At the end of the store the router does not wait for the disk: the
