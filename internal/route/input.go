@@ -128,8 +128,10 @@ func mediaType(ct string) string {
 		ct = ct[:i]
 	}
 	ct = strings.TrimSpace(ct)
-	if strings.ContainsAny(ct, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
-		ct = strings.ToLower(ct)
+	for i := 0; i < len(ct); i++ {
+		if 'A' <= ct[i] && ct[i] <= 'Z' {
+			return strings.ToLower(ct)
+		}
 	}
 	return ct
 }
