@@ -167,6 +167,24 @@ async function main() {
     log("connect pushed to the list", { ms: Date.now() - t0 });
     await shot(page, "04b-devices-pushed");
 
+    // 8c. Sorting is server-side and keeps the search: the device id
+    // header reverses the order, another header sorts by its column.
+    await page.goto(base + "/console/devices?q=" + encodeURIComponent(device));
+    await page.waitForSelector(`tr[data-id="${late}"]`);
+    const ids = () => page.$$eval("tbody tr[data-id]", (rows) => rows.map((r) => r.dataset.id));
+    const asc = await ids();
+    if (asc[0] !== device || !asc.includes(late)) throw new Error("ascending order: " + asc);
+    await page.click("th[aria-sort=ascending] a.sort");
+    await page.waitForSelector("th[aria-sort=descending] a.sort >> text=Device id");
+    const desc = await ids();
+    if (desc[0] !== late || !page.url().includes("order=desc") || !page.url().includes("q=" + encodeURIComponent(device))) {
+      throw new Error("descending order: " + desc + " at " + page.url());
+    }
+    await page.click("th a.sort >> text=Last activity");
+    await page.waitForSelector("th[aria-sort=descending] a.sort >> text=Last activity");
+    if (!page.url().includes("sort=activity")) throw new Error("sort by activity: " + page.url());
+    log("device list sorted", { ascending: asc, descending: desc });
+
     // 9. Approve a provisioning request.
     await page.click("nav >> text=Provisioning");
     await page.waitForURL(/\/console\/provisioning$/);
