@@ -141,8 +141,20 @@ export function pretty(v) {
   return JSON.stringify(v, null, 2);
 }
 
+// watchPresence gives fn the connection state of ids as the hub pushes it
+// (devices connecting and disconnecting, over Server-Sent Events), and
+// polls every resync ms for what a push cannot tell: last activity, and
+// anything missed while the stream was down.
+export function watchPresence(ids, fn, resync = 30000) {
+  if (!ids.length) return;
+  const q = ids.map((id) => "id=" + encodeURIComponent(id)).join("&");
+  const es = new EventSource("/console/data/presence/live?" + q);
+  es.addEventListener("presence", (ev) => fn(JSON.parse(ev.data)));
+  pollPresence(ids, fn, resync);
+}
+
 // presence polls the live connection state of ids every few seconds.
-export function pollPresence(ids, fn, every = 2000) {
+function pollPresence(ids, fn, every = 2000) {
   if (!ids.length) return;
   const q = ids.map((id) => "id=" + encodeURIComponent(id)).join("&");
   const tick = async () => {

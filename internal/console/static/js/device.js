@@ -1,6 +1,6 @@
 // The device page: live telemetry chart and message tail, twin editor and
 // history, direct methods, cloud-to-device messages, modules.
-import { api, data, problem, toast, el, ago, timeOf, pretty, copyConnectionString, pollPresence } from "./app.js";
+import { api, data, problem, toast, el, ago, timeOf, pretty, copyConnectionString, watchPresence } from "./app.js";
 
 const root = document.getElementById("device");
 const id = root.dataset.id;
@@ -12,14 +12,24 @@ document.getElementById("copy-conn").addEventListener("click", () => copyConnect
 // Connection state.
 const connEl = document.getElementById("conn-state");
 const lastEl = document.getElementById("last-activity");
-pollPresence([id], (d) => {
+let lastActivity = 0;
+// Connecting and disconnecting are pushed; last activity comes with the
+// pushes, the live message tail and a poll every 10 s, and its "… ago"
+// text is kept current here.
+watchPresence([id], (d) => {
   const p = d.devices[id];
   if (!p) return;
   connEl.classList.toggle("on", p.connected);
   connEl.classList.toggle("off", !p.connected);
   connEl.textContent = p.connected ? "Connected" : "Disconnected";
-  if (p.lastActivity) lastEl.textContent = ago(Date.parse(p.lastActivity));
-}, 2000);
+  if (p.lastActivity) noteActivity(Date.parse(p.lastActivity));
+}, 10000);
+function noteActivity(ms) {
+  if (!(ms > lastActivity)) return;
+  lastActivity = ms;
+  lastEl.textContent = ago(lastActivity);
+}
+setInterval(() => { if (!document.hidden && lastActivity) lastEl.textContent = ago(lastActivity); }, 5000);
 
 // ---- Telemetry chart ----------------------------------------------------
 const palette = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777", "#4f46e5", "#059669"];
@@ -157,6 +167,8 @@ function startLive() {
     addPoints(u.points || []);
     renderTail(u.tail || [], false);
     draw();
+    // A message is activity: the "last activity" text follows the tail.
+    for (const m of u.tail || []) noteActivity(m.t);
   });
   chart.es.addEventListener("dropped", (e) => { state.title = e.data + " updates skipped: the browser was behind"; });
 }

@@ -1,7 +1,7 @@
 // The device list: create, enable/disable, delete, copy connection
 // strings, live connection state. Sorting is the server's: the column
 // headers are links.
-import { api, problem, toast, ago, copyConnectionString, pollPresence } from "./app.js";
+import { api, problem, toast, ago, copyConnectionString, watchPresence } from "./app.js";
 
 const table = document.getElementById("device-table");
 const tbody = table.querySelector("tbody");
@@ -105,9 +105,6 @@ function refreshAgo() {
 }
 
 if (ids.length) {
-  const q = ids.map((id) => "id=" + encodeURIComponent(id)).join("&");
-  const es = new EventSource("/console/data/presence/live?" + q);
-  es.addEventListener("presence", (ev) => apply(JSON.parse(ev.data)));
-  pollPresence(ids, apply, 30000);
+  watchPresence(ids, apply, 30000);
   setInterval(() => { if (!document.hidden) refreshAgo(); }, 10000);
 }
