@@ -15,6 +15,9 @@ const (
 	CodeTokenNotFound            = "ProvisioningTokenNotFound"
 	CodeTokenExists              = "ProvisioningTokenAlreadyExists"
 	CodeTokenUnusable            = "ProvisioningTokenUnusable"
+	// CodePendingLimit: too many operations wait for an operator already;
+	// the device should try again later (HTTP 429).
+	CodePendingLimit = "ProvisioningPendingLimit"
 )
 
 func invalidProvisioningToken(format string, args ...any) *fault.Error {
@@ -64,4 +67,19 @@ func TokenExistsError(name string) *fault.Error {
 func TokenUnusableError(name, why string) *fault.Error {
 	return fault.New(fault.Conflict, CodeTokenUnusable, 409104,
 		"provisioning token %q %s; the operation cannot be approved", name, why)
+}
+
+// PendingLimitError is the error for opening an operation while limit
+// operations (of the requested device id, when deviceID is not empty) wait
+// for an operator already. It is Throttled (HTTP 429), which device clients
+// retry later: the queue shrinks as operators decide and operations expire.
+func PendingLimitError(deviceID string, limit int) *fault.Error {
+	if deviceID != "" {
+		return fault.New(fault.Throttled, CodePendingLimit, 429101,
+			"%d provisioning operations for device id %q are waiting for an operator already (the limit); "+
+				"an operator must approve or reject them, or they expire", limit, deviceID)
+	}
+	return fault.New(fault.Throttled, CodePendingLimit, 429101,
+		"%d provisioning operations are waiting for an operator already (the limit); "+
+			"try again after an operator approved or rejected some, or they expired", limit)
 }

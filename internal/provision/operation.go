@@ -80,11 +80,18 @@ func (s *Service) Init(ctx context.Context, req InitRequest) (*InitResult, error
 		ModelID:           req.ModelID,
 		Data:              data,
 	}
-	if err := s.store.CreateOperation(ctx, &op); err != nil {
-		return nil, fmt.Errorf("provision: create operation: %w", err)
+	// A device that asks again for the same id (it restarted, or lost the
+	// answer) replaces its pending operation, with a new id and code, rather
+	// than adding one. It is not handed the old operation: whoever holds the
+	// shared provisioning token could then ask for a device id it saw and
+	// collect the credentials the operator approves for the real device.
+	lim := PendingLimits{Total: s.opt.MaxPending, PerDevice: s.opt.MaxPendingPerDevice}
+	replaced, err := s.store.OpenOperation(ctx, &op, lim)
+	if err != nil {
+		return nil, fmt.Errorf("provision: open operation: %w", err)
 	}
 	s.log.Info("provisioning operation opened", "operation", op.ID, "token", tok.Name,
-		"requestedDevice", op.RequestedDeviceID, "code", op.VerificationCode)
+		"requestedDevice", op.RequestedDeviceID, "code", op.VerificationCode, "replaces", replaced)
 	if tok.AutoApprove {
 		// The device's first poll finds it approved. A failed approval
 		// (say, the token ran out of uses) leaves the operation pending

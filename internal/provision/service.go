@@ -19,6 +19,14 @@ const (
 	DefaultOperationTTL    = 15 * time.Minute
 	DefaultRegistrationTTL = 7 * 24 * time.Hour
 	DefaultPollInterval    = 5 * time.Second
+	// DefaultMaxPending bounds the operations waiting for an operator: more
+	// than a person reviews in one sitting, few enough that a leaked
+	// provisioning token cannot fill the store (see Options.MaxPending).
+	DefaultMaxPending = 1000
+	// DefaultMaxPendingPerDevice bounds the operations waiting for one
+	// device id. One token holds at most one (a repeat replaces it), so
+	// this counts tokens asking for the same id at once.
+	DefaultMaxPendingPerDevice = 3
 )
 
 // Input limits.
@@ -63,6 +71,13 @@ type Options struct {
 	OperationTTL    time.Duration // how long an operation waits for a decision (default 15 minutes)
 	RegistrationTTL time.Duration // life of a registration token (default 7 days)
 	PollInterval    time.Duration // the retry-after devices are told while pending (default 5 s)
+	// MaxPending bounds the operations waiting for an operator, so that
+	// whoever holds a provisioning token cannot add rows without end; Init
+	// beyond it is PendingLimitError (HTTP 429). Default DefaultMaxPending.
+	MaxPending int
+	// MaxPendingPerDevice bounds those asking for one device id (default
+	// DefaultMaxPendingPerDevice).
+	MaxPendingPerDevice int
 	// IDScope is the DPS ID scope devices present (default: derived from
 	// the stored signing key, see Service.IDScope).
 	IDScope string
@@ -81,6 +96,12 @@ func (o *Options) setDefaults() {
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = DefaultPollInterval
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = DefaultMaxPending
+	}
+	if o.MaxPendingPerDevice <= 0 {
+		o.MaxPendingPerDevice = DefaultMaxPendingPerDevice
 	}
 	if o.Now == nil {
 		o.Now = time.Now

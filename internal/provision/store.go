@@ -27,6 +27,18 @@ type Store interface {
 
 	// CreateOperation inserts op.
 	CreateOperation(ctx context.Context, op *Operation) error
+	// OpenOperation atomically stores op, a new pending operation, within
+	// lim, counting pending operations unexpired at op.CreatedAt. When one of
+	// them has op's TokenID and non-empty RequestedDeviceID, op takes its
+	// place (the old id stops existing) and replaced is that old id: a
+	// device asking again adds no row and is never refused for the limits.
+	// Otherwise, when lim.Total such operations exist, or lim.PerDevice with
+	// op's RequestedDeviceID, it returns PendingLimitError; a limit <= 0 is
+	// none.
+	OpenOperation(ctx context.Context, op *Operation, lim PendingLimits) (replaced string, err error)
+	// PurgeOperations deletes up to limit operations whose ExpiresAt is
+	// before cutoff, whatever their state, and returns how many it deleted.
+	PurgeOperations(ctx context.Context, cutoff time.Time, limit int) (int64, error)
 	// GetOperation returns one operation, or OperationNotFoundError.
 	GetOperation(ctx context.Context, id string) (*Operation, error)
 	// ListOperations returns up to limit operations whose stored state is
@@ -49,4 +61,10 @@ type Store interface {
 	// candidate first when there is none, so every hub node sharing the
 	// store signs with the same key.
 	SigningKey(ctx context.Context, candidate []byte) ([]byte, error)
+}
+
+// PendingLimits bound the operations that wait for an operator.
+type PendingLimits struct {
+	Total     int // pending operations in all
+	PerDevice int // pending operations asking for one device id (under different tokens)
 }

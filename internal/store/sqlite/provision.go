@@ -139,6 +139,81 @@ func (db *DB) CreateOperation(ctx context.Context, op *provision.Operation) erro
 	return wrap("create provisioning operation", err)
 }
 
+// OpenOperation implements provision.Store. It runs in one write
+// transaction, so the counts cannot change between the check and the
+// insert.
+func (db *DB) OpenOperation(ctx context.Context, op *provision.Operation, lim provision.PendingLimits) (string, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return "", wrap("open provisioning operation", err)
+	}
+	defer tx.Rollback()
+	now := formatTime(op.CreatedAt)
+	var data any
+	if len(op.Data) > 0 {
+		data = string(op.Data)
+	}
+	if op.RequestedDeviceID != "" {
+		var old string
+		err := tx.QueryRowContext(ctx, `SELECT id FROM provisioning_operations
+			WHERE state = 'pending' AND requested_device_id = ? AND expires_at > ? AND token_id = ?
+			ORDER BY expires_at DESC LIMIT 1`, op.RequestedDeviceID, now, op.TokenID).Scan(&old)
+		switch {
+		case err == nil:
+			if _, err := tx.ExecContext(ctx, `UPDATE provisioning_operations SET id = ?, verification_code = ?,
+				created_at = ?, expires_at = ?, model_id = ?, data = ? WHERE id = ?`,
+				op.ID, op.VerificationCode, now, formatTime(op.ExpiresAt), op.ModelID, data, old); err != nil {
+				return "", wrap("open provisioning operation: replace "+old, err)
+			}
+			return old, wrap("open provisioning operation", tx.Commit())
+		case !errors.Is(err, sql.ErrNoRows):
+			return "", wrap("open provisioning operation: find pending of "+op.RequestedDeviceID, err)
+		}
+		if lim.PerDevice > 0 {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM provisioning_operations
+				WHERE state = 'pending' AND requested_device_id = ? AND expires_at > ?`,
+				op.RequestedDeviceID, now).Scan(&n); err != nil {
+				return "", wrap("open provisioning operation: count pending of "+op.RequestedDeviceID, err)
+			}
+			if n >= lim.PerDevice {
+				return "", wrap("open provisioning operation", provision.PendingLimitError(op.RequestedDeviceID, lim.PerDevice))
+			}
+		}
+	}
+	if lim.Total > 0 {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM provisioning_operations
+			WHERE expires_at > ? AND state = 'pending'`, now).Scan(&n); err != nil {
+			return "", wrap("open provisioning operation: count pending", err)
+		}
+		if n >= lim.Total {
+			return "", wrap("open provisioning operation", provision.PendingLimitError("", lim.Total))
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO provisioning_operations (`+operationColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		op.ID, op.TokenID, op.RequestedDeviceID, op.VerificationCode, string(op.State), now,
+		formatTime(op.ExpiresAt), nullTime(op.DecidedAt), op.DeviceID, op.ModelID, data, op.Reason); err != nil {
+		return "", wrap("open provisioning operation", err)
+	}
+	return "", wrap("open provisioning operation", tx.Commit())
+}
+
+// PurgeOperations implements provision.Store. The LIMIT bounds one
+// statement's work (and so the time it holds the writer) on a large
+// backlog; the caller repeats it.
+func (db *DB) PurgeOperations(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	res, err := db.w.ExecContext(ctx, `DELETE FROM provisioning_operations WHERE id IN
+		(SELECT id FROM provisioning_operations WHERE expires_at < ? ORDER BY expires_at LIMIT ?)`,
+		formatTime(cutoff), limit)
+	if err != nil {
+		return 0, wrap("purge provisioning operations", err)
+	}
+	n, err := res.RowsAffected()
+	return n, wrap("purge provisioning operations", err)
+}
+
 // GetOperation implements provision.Store.
 func (db *DB) GetOperation(ctx context.Context, id string) (*provision.Operation, error) {
 	return getOperation(ctx, db.r, id)
