@@ -131,6 +131,14 @@ func (p *pnp) onModelID(deviceID, moduleID, modelID string) {
 	}
 	p.mu.Lock()
 	same := p.ids[deviceID] == modelID
+	if !same && model.ValidDTMI(modelID, true) {
+		// Check the connection's messages against the model it announces
+		// from the first one on, not from when the registry holds it.
+		if len(p.ids) >= pnpMaxDevices {
+			clear(p.ids)
+		}
+		p.ids[deviceID] = modelID
+	}
 	p.mu.Unlock()
 	if same {
 		return
@@ -152,6 +160,7 @@ func (p *pnp) recordModels(ctx context.Context) {
 		case a := <-p.announced:
 			if err := p.recordModel(ctx, a[0], a[1]); err != nil && ctx.Err() == nil {
 				p.log.Warn("record the announced model id", "device", a[0], "modelId", a[1], "error", err)
+				p.forget(a[0]) // back to what the registry holds; announcing again retries
 			}
 		}
 	}

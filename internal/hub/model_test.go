@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-iot/ferry/internal/fault"
 	"github.com/ferry-iot/ferry/internal/hubtest"
 	"github.com/ferry-iot/ferry/internal/model"
+	"github.com/ferry-iot/ferry/internal/stream"
 )
 
 const controllerModel = "dtmi:ferry:example:TemperatureController;1"
@@ -201,4 +202,31 @@ func TestPnPDevice(t *testing.T) {
 		t.Fatalf("fitting command payload refused: %v", err)
 	}
 	_ = model.StateInSync
+}
+
+// A device's first message after it connects announcing a model is
+// checked against that model, even before the registry records it.
+func TestPnPFirstMessageUsesAnnouncedModel(t *testing.T) {
+	h := hubtest.Start(t)
+	ctx := context.Background()
+	addExampleModels(t, h.Client)
+	d := h.CreateDevice(t, "pnp-first")
+	h.AnnounceModel(d.ID, "dtmi:ferry:example:Thermostat;1")
+	msg := &stream.Message{DeviceID: d.ID, ContentType: "application/json", Body: []byte(`{"temperature":"warm"}`)}
+	problems := h.CheckTelemetry(ctx, msg)
+	if len(problems) != 1 || !strings.Contains(problems[0].String(), "want a number") {
+		t.Fatalf("first message's problems: %v", problems)
+	}
+	// A model id that is not a DTMI is neither recorded nor used.
+	h.AnnounceModel(d.ID, "not a model")
+	hubtest.Eventually(t, 20*time.Second, func() error {
+		dev, err := h.Client.GetDevice(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		if dev.ModelID != "dtmi:ferry:example:Thermostat;1" {
+			return fmt.Errorf("registry model id %q", dev.ModelID)
+		}
+		return nil
+	})
 }
