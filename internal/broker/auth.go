@@ -131,6 +131,7 @@ func (b *Broker) authenticate(clientID string, pk *packets.Packet, certs []*x509
 		if code, reason := b.verify(tok, now, policyKeys(pol)); reason != "" {
 			return nil, code, reason
 		}
+		c.expireAt(time.Unix(tok.Expiry, 0))
 		c.kind, c.auth = identClient, "policy:"+pol.KeyName
 		return c, packets.CodeSuccess, ""
 	}
@@ -193,6 +194,7 @@ func (b *Broker) authenticate(clientID string, pk *packets.Packet, certs []*x509
 	if status == registry.StatusDisabled {
 		return nil, packets.ErrNotAuthorized, reasonDisabled
 	}
+	c.expireAt(time.Unix(tok.Expiry, 0)) // Verify refuses the token from se on
 	c.kind, c.deviceID, c.moduleID, c.modelID = identDevice, devID, modID, user.ModelID
 	return c, packets.CodeSuccess, ""
 }

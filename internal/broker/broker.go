@@ -169,7 +169,8 @@ type Broker struct {
 	stopped chan struct{} // closed by Close
 	workers sync.WaitGroup
 
-	dps *dpsState // DPS registration connections (dps.go)
+	dps   *dpsState // DPS registration connections (dps.go)
+	sched *schedule // credential deadlines of connections (expiry.go)
 
 	closeOnce sync.Once
 }
@@ -192,6 +193,7 @@ func New(cfg Config) (*Broker, error) {
 		stopped:   make(chan struct{}),
 		dps:       newDPSState(),
 	}
+	b.sched = newSchedule(cfg.Now, b.credentialEnded)
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1                                            // Azure grants QoS 1 for QoS 2 subscriptions
 	caps.MaximumClientWritesPending = int32(cfg.WritesPending)     // the outbound channel is allocated per connection
@@ -246,6 +248,11 @@ func (b *Broker) Start() error {
 		b.workers.Add(1)
 		go b.worker()
 	}
+	b.workers.Add(1)
+	go func() {
+		defer b.workers.Done()
+		b.sched.run(b.stopped)
+	}()
 	if err := b.server.Serve(); err != nil {
 		return fmt.Errorf("broker: serve: %w", err)
 	}

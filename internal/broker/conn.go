@@ -37,6 +37,12 @@ type conn struct {
 	dps      *dpsConn // a DPS registration's state (kind identDPS)
 	modelID  string   // the Plug and Play model the device announced in its username ("" when none)
 
+	// The credential's end (see expiry.go): unix nanoseconds, 0 when it
+	// never ends; set before the connection is registered, then unchanged.
+	expires int64
+	heapPos int       // guarded by the schedule's mu: 1-based position in it, 0 when not in it
+	cert    *certAuth // the certificate a connection authenticated with; nil for SAS
+
 	lastSeen atomic.Int64 // unix nanoseconds of the last message
 	pid      atomic.Uint32
 

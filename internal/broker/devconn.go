@@ -169,6 +169,9 @@ func (b *Broker) acceptDevice(nc net.Conn, pk *packets.Packet) *conn {
 	b.byID[clientID] = c
 	b.devices[c] = struct{}{}
 	b.mu.Unlock()
+	if c.expires != 0 {
+		b.sched.add(c)
+	}
 	if old != nil {
 		old.closeWith(packets.ErrSessionTakenOver) // Azure: the newer connection wins
 		if b.cfg.C2D != nil && c.moduleID == "" {
@@ -264,6 +267,7 @@ func (b *Broker) dropDevice(c *conn) (registered, current bool) {
 		current = true
 	}
 	b.mu.Unlock()
+	b.sched.remove(c)
 	return registered, current
 }
 

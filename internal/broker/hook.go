@@ -50,6 +50,9 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	h.b.conns[cl] = c
 	h.b.byID[cl.ID] = c
 	h.b.mu.Unlock()
+	if c.expires != 0 {
+		h.b.sched.add(c)
+	}
 	h.b.cfg.Metrics.connected()
 	return nil
 }
@@ -96,6 +99,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	}
 	h.b.mu.Unlock()
 	if ok {
+		h.b.sched.remove(c)
 		h.b.cfg.Metrics.disconnected()
 	}
 	if expire && !cl.IsTakenOver() && cl.Net.Conn != nil {

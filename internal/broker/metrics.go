@@ -12,6 +12,7 @@ type Metrics struct {
 	messagesIn    prometheus.Counter
 	bytesIn       prometheus.Counter
 	connectedGage prometheus.GaugeFunc
+	credentialEnd *prometheus.CounterVec
 }
 
 // NewMetrics creates the broker's metrics and registers them with reg. The
@@ -32,8 +33,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "ferry_messages_in_total", Help: "Device telemetry messages accepted for storage."}),
 		bytesIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ferry_message_bytes_in_total", Help: "Body bytes of accepted device telemetry."}),
+		credentialEnd: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_mqtt_credential_disconnects_total",
+			Help: "Accepted MQTT connections the hub closed because their credential ended, by reason."}, []string{"reason"}),
 	}
-	reg.MustRegister(m.connects, m.disconnects, m.authFailures, m.refusals, m.aclDenials, m.messagesIn, m.bytesIn)
+	reg.MustRegister(m.connects, m.disconnects, m.authFailures, m.refusals, m.aclDenials, m.messagesIn, m.bytesIn, m.credentialEnd)
 	return m
 }
 
@@ -79,5 +83,11 @@ func (m *Metrics) received(n int) {
 	if m != nil {
 		m.messagesIn.Inc()
 		m.bytesIn.Add(float64(n))
+	}
+}
+
+func (m *Metrics) credentialEnded(reason string) {
+	if m != nil {
+		m.credentialEnd.WithLabelValues(reason).Inc()
 	}
 }

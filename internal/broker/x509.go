@@ -49,6 +49,16 @@ type X509Credentials interface {
 	TrustedCAs(ctx context.Context) (registry.CAPools, error)
 }
 
+// certAuth is what a connection authenticated by certificate keeps of it,
+// to end the connection when the certificate stops being valid: it passes
+// NotAfter, a CA of its chain is deleted, or the device's registration no
+// longer accepts it. The leaf is the one the TLS connection holds anyway.
+type certAuth struct {
+	leaf    *x509.Certificate
+	cas     [][sha256.Size]byte // SHA-256 of every CA certificate of the verified chains
+	caFirst bool                // a CA of the chain ends before the leaf does
+}
+
 // peerCertificates returns the client certificate chain of a TLS
 // connection (leaf first), or nil.
 func peerCertificates(nc net.Conn) []*x509.Certificate {

@@ -1,0 +1,220 @@
+package hub_test
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/ferry-iot/ferry/internal/hubtest"
+	"github.com/ferry-iot/ferry/internal/protocol"
+	"github.com/ferry-iot/ferry/internal/registry"
+)
+
+// Connections end when their credential ends. These tests give a
+// credential a few seconds of life and check that the hub closes the
+// connection after its end, and not before. The machine may be loaded, so
+// the close may come late (up to closeMargin), never early.
+
+// closeMargin bounds how long after a credential's end its connection may
+// still be open.
+const closeMargin = 10 * time.Second
+
+// shortExpiry is a SAS expiry 2 to 3 seconds from now, in whole seconds as
+// tokens carry it.
+func shortExpiry() time.Time {
+	return time.Now().Add(3 * time.Second).Truncate(time.Second)
+}
+
+// checkClosedAt fails the test unless closed lies in [end, end+closeMargin].
+func checkClosedAt(t *testing.T, what string, end, closed time.Time) {
+	t.Helper()
+	if closed.Before(end) {
+		t.Errorf("%s: closed %s before its credential ended", what, end.Sub(closed))
+	}
+	if late := closed.Sub(end); late > closeMargin {
+		t.Errorf("%s: closed %s after its credential ended, want within %s", what, late, closeMargin)
+	}
+}
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestSASExpiryMosquittoSub subscribes with Debian's mosquitto_sub (MQTT
+// 3.1.1 and 5) using a token that expires in 2-3 s, and waits: the hub
+// closes the connection once the token expired (MQTT 5 with DISCONNECT
+// 0xA0), mosquitto_sub's 3.1.1 reconnect with the same token is refused,
+// and it exits.
+func TestSASExpiryMosquittoSub(t *testing.T) {
+	t.Parallel()
+	h := hubtest.Start(t)
+	ep := tlsEndpoint(t, h)
+	path := needTool(t, "mosquitto_sub")
+	for _, version := range []string{"mqttv311", "mqttv5"} {
+		t.Run(version, func(t *testing.T) {
+			dev := h.CreateDevice(t, "sub-expiry-"+strings.TrimPrefix(version, "mqtt"))
+			exp := shortExpiry()
+			token := protocol.SignSAS(dev.Key, protocol.DeviceResource(dev.Host, dev.ID, ""), exp, "")
+			args := append(ep.args(), "-d", "-V", version, "-q", "1", "-i", dev.ID, "-u", dev.Username(), "-P", token,
+				"-c", "-t", "devices/"+dev.ID+"/messages/devicebound/#")
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, path, args...)
+			var out lockedBuffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			cmd.WaitDelay = 2 * time.Second
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan time.Time, 1)
+			go func() { _ = cmd.Wait(); exited <- time.Now() }()
+
+			// It connects: the hub sees the device.
+			hubtest.Eventually(t, 30*time.Second, func() error {
+				return countIs(strings.Count(out.String(), "received CONNACK (0)"), 1)
+			})
+			var end time.Time
+			select {
+			case end = <-exited:
+			case <-time.After(exp.Sub(time.Now()) + 30*time.Second):
+				t.Fatalf("mosquitto_sub still runs 30s after its token expired:\n%s", out.String())
+			}
+			checkClosedAt(t, "mosquitto_sub "+version, exp, end)
+			o := out.String()
+			// Connected once: had the hub closed the connection before the
+			// token expired, the reconnect would have been accepted too.
+			if n := strings.Count(o, "received CONNACK (0)"); n != 1 {
+				t.Errorf("accepted %d times, want once:\n%s", n, o)
+			}
+			// MQTT 5: the hub's DISCONNECT 0xA0 (160), after which it exits.
+			// 3.1.1 has none: it sees the close, reconnects with the same
+			// token, is refused (CONNACK 4) and exits with an error.
+			if version == "mqttv5" && !strings.Contains(o, "Received DISCONNECT (160)") {
+				t.Errorf("no DISCONNECT 0xA0:\n%s", o)
+			}
+			if version == "mqttv311" && (cmd.ProcessState.ExitCode() == 0 || !strings.Contains(o, "received CONNACK (4)")) {
+				t.Errorf("exit %d; want the reconnect with the expired token refused:\n%s", cmd.ProcessState.ExitCode(), o)
+			}
+			t.Logf("mosquitto_sub %s:\n%s", version, o)
+		})
+	}
+	m := scrape(t, h)
+	if v := metric(t, m, `ferry_mqtt_credential_disconnects_total{reason="sas_expired"}`); v != 2 {
+		t.Errorf(`ferry_mqtt_credential_disconnects_total{reason="sas_expired"} %v, want 2`, v)
+	}
+}
+
+// TestSASExpiryDisconnectReason connects a device and a module with MQTT 5
+// and a device with 3.1.1, each with a token expiring in 2-3 s, and one
+// device with a token for an hour: the MQTT 5 clients get DISCONNECT 0xA0
+// "SAS token expired" after expiry, the 3.1.1 one sees the connection
+// close, and the long-lived one stays connected.
+func TestSASExpiryDisconnectReason(t *testing.T) {
+	t.Parallel()
+	h := hubtest.Start(t)
+	ctx := context.Background()
+	addr := h.MQTTAddr("tls").String()
+	host := h.DeviceHost()
+
+	dev5 := h.CreateDevice(t, "expiry-v5")
+	dev3 := h.CreateDevice(t, "expiry-v3")
+	steady := h.CreateDevice(t, "expiry-steady")
+	mod, err := h.Client.CreateModule(ctx, registry.Module{DeviceID: dev5.ID, ModuleID: "filter"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	modKey, err := protocol.DecodeKey(mod.Authentication.SymmetricKey.PrimaryKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	exp := shortExpiry()
+	type client struct {
+		name string
+		c    *hubtest.Conn
+		v5   bool
+	}
+	connect := func(name, clientID, user string, key []byte, modID string, version byte, until time.Time) client {
+		devID, _, _ := strings.Cut(clientID, "/")
+		c, code, err := hubtest.Dial(addr, h.TLSConfig(), hubtest.ConnectOptions{
+			ClientID: clientID, Username: user, Version: version,
+			Password: protocol.SignSAS(key, protocol.DeviceResource(host, devID, modID), until, ""),
+		})
+		if err != nil || code != 0 {
+			t.Fatalf("%s: CONNACK 0x%02x %v", name, code, err)
+		}
+		t.Cleanup(c.Close)
+		return client{name, c, version == 5}
+	}
+	expiring := []client{
+		connect("device v5", dev5.ID, dev5.Username(), dev5.Key, "", 5, exp),
+		connect("device v3.1.1", dev3.ID, dev3.Username(), dev3.Key, "", 4, exp),
+		connect("module v5", dev5.ID+"/filter", host+"/"+dev5.ID+"/filter/?api-version=2021-04-12", modKey, "filter", 5, exp),
+	}
+	long := connect("steady", steady.ID, steady.Username(), steady.Key, "", 5, time.Now().Add(time.Hour))
+
+	var wg sync.WaitGroup
+	for _, cl := range expiring {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var got []packets.Packet
+			deadline := time.Now().Add(exp.Sub(time.Now()) + 30*time.Second)
+			for {
+				pk, err := cl.c.Next(time.Until(deadline))
+				if err == hubtest.ErrClosed {
+					break
+				}
+				if err != nil {
+					t.Errorf("%s: still open 30s after its token expired", cl.name)
+					return
+				}
+				got = append(got, pk)
+			}
+			checkClosedAt(t, cl.name, exp, time.Now())
+			if !cl.v5 {
+				if len(got) != 0 {
+					t.Errorf("%s: got %d packets before the close, want none (3.1.1 has no server DISCONNECT)", cl.name, len(got))
+				}
+				return
+			}
+			if len(got) != 1 || got[0].FixedHeader.Type != packets.Disconnect {
+				t.Errorf("%s: got %d packets %v, want one DISCONNECT", cl.name, len(got), got)
+				return
+			}
+			if d := got[0]; d.ReasonCode != 0xA0 || d.Properties.ReasonString != "SAS token expired" {
+				t.Errorf("%s: DISCONNECT 0x%02x %q, want 0xA0 \"SAS token expired\"", cl.name, d.ReasonCode, d.Properties.ReasonString)
+			}
+		}()
+	}
+	wg.Wait()
+
+	// The device with a long-lived token is still served.
+	if code, err := long.c.Publish("devices/"+steady.ID+"/messages/events/", []byte("still here"), 1, false); err != nil || code != 0 {
+		t.Fatalf("long-lived token's connection: PUBACK 0x%02x %v", code, err)
+	}
+	m := scrape(t, h)
+	if v := metric(t, m, `ferry_mqtt_credential_disconnects_total{reason="sas_expired"}`); v != 3 {
+		t.Errorf(`ferry_mqtt_credential_disconnects_total{reason="sas_expired"} %v, want 3`, v)
+	}
+}
