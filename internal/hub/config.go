@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/ferry-iot/ferry/internal/provision"
 )
 
 // Durability says what an acknowledged message survives.
@@ -49,6 +51,15 @@ type Config struct {
 	// than this as not yet valid (default 0: any expiry in the future).
 	MaxTokenLifetime time.Duration
 
+	// ProvisioningRetention is how long a provisioning operation is kept
+	// after it ended (completed, rejected, expired) before the retention
+	// sweep deletes it (default provision.DefaultOperationRetention, 24 h).
+	ProvisioningRetention time.Duration
+	// RetentionInterval is how often the retention sweep runs (default 10
+	// minutes): it deletes ended provisioning operations and expired
+	// console sessions, so neither table grows without bound.
+	RetentionInterval time.Duration
+
 	Logger  *slog.Logger
 	Version string
 	Now     func() time.Time
@@ -72,6 +83,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Durability == "" {
 		c.Durability = DurabilityFsync
+	}
+	if c.ProvisioningRetention <= 0 {
+		c.ProvisioningRetention = provision.DefaultOperationRetention
+	}
+	if c.RetentionInterval <= 0 {
+		c.RetentionInterval = DefaultRetentionInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

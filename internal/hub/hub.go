@@ -68,6 +68,7 @@ type Hub struct {
 	firstRun        bool
 	promReg         *prometheus.Registry
 	errlog          *console.ErrorLog // the latest error records, for the console's overview
+	retention       *retention        // the background sweep of ended rows; see retention.go
 
 	ready        chan struct{}
 	cancelHTTP   context.CancelFunc // cancels every request's context at shutdown, ending long polls
@@ -280,6 +281,7 @@ func (h *Hub) Start() error {
 	}
 	go h.presence.run()
 	h.presenceRunning = true
+	h.startRetention()
 	go h.serveHTTP()
 	close(h.ready)
 	return nil
@@ -305,6 +307,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		if h.unsubscribe != nil {
 			h.unsubscribe()
 		}
+		h.stopRetention() // before the stores it deletes from close
 		if h.cancelHTTP != nil {
 			h.cancelHTTP() // ends long polls, which Shutdown would otherwise wait out
 		}
