@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferry-iot/ferry/internal/hub"
+	"github.com/ferry-iot/ferry/internal/provision"
 )
 
 const serveUsage = `Usage: ferry serve [flags]
@@ -34,6 +35,15 @@ Durability (--durability):
   process  a message is in the operating system's page cache before its
            PUBACK: it survives a crash of the hub, not of the machine; the
            disk is synced every --sync-interval.
+
+Retention (--provisioning-retention):
+  A background sweep deletes what would otherwise pile up: provisioning
+  operations once they ended (completed, rejected, expired) more than the
+  retention ago, and expired console sign-ins. A device that comes back to
+  ask after that is told its operation is not found and starts a new one.
+  At most 1000 operations wait for an operator at once (3 per device id);
+  beyond that devices are told to try later (HTTP 429), and a device that
+  asks again replaces its own waiting operation.
 
 Flags:
 `
@@ -62,12 +72,18 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", 256*1024, "largest telemetry body accepted (Azure: 256 KiB)")
 	fs.IntVar(&cfg.MaxPropertyBagBytes, "max-property-bag-bytes", 8*1024, "largest telemetry property bag (the topic's part after messages/events/)")
 	fs.IntVar(&cfg.MaxInflight, "max-inflight", 1024, "QoS 1 messages per connection awaiting durability before the hub stops reading it")
+	fs.DurationVar(&cfg.ProvisioningRetention, "provisioning-retention", provision.DefaultOperationRetention,
+		"keep provisioning operations this long after they ended, for devices to read their answer and operators to review it (e.g. 72h)")
 	pprofAddr := fs.String("pprof", "", "serve Go's pprof profiles on this loopback `ADDRESS` (e.g. 127.0.0.1:6060) for diagnosis")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "ferry serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if cfg.ProvisioningRetention <= 0 {
+		fmt.Fprintf(stderr, "ferry serve: --provisioning-retention must be positive, like 24h, not %s\n", cfg.ProvisioningRetention)
 		return 2
 	}
 	cfg.Hosts = hosts
