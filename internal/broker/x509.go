@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,7 +111,10 @@ func (b *Broker) authenticateX509(ctx context.Context, clientID string, pk *pack
 		return nil, packets.ErrServerUnavailable, reasonInternal
 	}
 	leaf := certs[0]
-	var reason, detail string
+	var (
+		reason, detail string
+		chains         [][]*x509.Certificate
+	)
 	switch da.Type {
 	case registry.AuthSelfSigned:
 		reason, detail = checkValidity(leaf, now)
@@ -129,7 +133,7 @@ func (b *Broker) authenticateX509(ctx context.Context, clientID string, pk *pack
 				b.log.Error("CA lookup failed", "device", devID, "error", err)
 				return nil, packets.ErrServerUnavailable, reasonInternal
 			}
-			reason, detail = verifyChain(certs, pools, now)
+			chains, reason, detail = verifyChain(certs, pools, now)
 		}
 	default:
 		// A SAS device needs its token even when it shows a certificate.
@@ -145,7 +149,51 @@ func (b *Broker) authenticateX509(ctx context.Context, clientID string, pk *pack
 	}
 	c := &conn{b: b, clientID: clientID, since: now, v5: pk.ProtocolVersion == 5}
 	c.kind, c.deviceID, c.auth, c.modelID = identDevice, devID, "x509", user.ModelID
+	c.cert = newCertAuth(leaf, chains)
+	c.expires = c.cert.end(chains).UnixNano()
 	return c, packets.CodeSuccess, ""
+}
+
+// newCertAuth records what a connection keeps of its certificate: the leaf,
+// and the CAs of every chain it was verified by (none when self-signed).
+func newCertAuth(leaf *x509.Certificate, chains [][]*x509.Certificate) *certAuth {
+	a := &certAuth{leaf: leaf}
+	for _, ch := range chains {
+		for _, ca := range ch[1:] {
+			sum := sha256.Sum256(ca.Raw)
+			if !slices.Contains(a.cas, sum) {
+				a.cas = append(a.cas, sum)
+			}
+		}
+	}
+	return a
+}
+
+// end returns when the certificate stops being valid: just after the
+// leaf's NotAfter, or earlier when a CA of its chain ends first. With
+// several verified chains the connection is valid while any of them is.
+// It sets caFirst when a CA decides.
+func (a *certAuth) end(chains [][]*x509.Certificate) time.Time {
+	end := a.leaf.NotAfter
+	if len(chains) > 0 {
+		var best time.Time
+		for _, ch := range chains {
+			chainEnd := ch[0].NotAfter
+			for _, ca := range ch[1:] {
+				if ca.NotAfter.Before(chainEnd) {
+					chainEnd = ca.NotAfter
+				}
+			}
+			if chainEnd.After(best) {
+				best = chainEnd
+			}
+		}
+		a.caFirst = best.Before(end)
+		end = best
+	}
+	// The certificate is valid through NotAfter (checkValidity refuses
+	// only after it).
+	return end.Add(time.Nanosecond)
 }
 
 // checkValidity refuses a certificate outside its validity period.
@@ -181,7 +229,7 @@ func thumbprintMatches(c *x509.Certificate, registered [][]byte) bool {
 
 // verifyChain verifies certs (leaf first; the rest may be intermediates)
 // against the verified CAs, for client authentication.
-func verifyChain(certs []*x509.Certificate, pools registry.CAPools, now time.Time) (reason, detail string) {
+func verifyChain(certs []*x509.Certificate, pools registry.CAPools, now time.Time) (chains [][]*x509.Certificate, reason, detail string) {
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
@@ -192,9 +240,9 @@ func verifyChain(certs []*x509.Certificate, pools registry.CAPools, now time.Tim
 		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	_, err := certs[0].Verify(opts)
+	chains, err := certs[0].Verify(opts)
 	if err == nil {
-		return "", ""
+		return chains, "", ""
 	}
 	var (
 		unknown x509.UnknownAuthorityError
@@ -204,15 +252,15 @@ func verifyChain(certs []*x509.Certificate, pools registry.CAPools, now time.Tim
 	case errors.As(err, &unknown):
 		opts.Roots = pools.Unverified
 		if _, err2 := certs[0].Verify(opts); err2 == nil {
-			return reasonCertUnverified, "the issuing CA is registered but not verified (ferry ca verify)"
+			return nil, reasonCertUnverified, "the issuing CA is registered but not verified (ferry ca verify)"
 		}
-		return reasonCertUntrusted, "issuer " + quote(certs[0].Issuer.String()) + " is not a registered, verified CA"
+		return nil, reasonCertUntrusted, "issuer " + quote(certs[0].Issuer.String()) + " is not a registered, verified CA"
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		return reasonCertExpired, err.Error() // a CA of the chain: the leaf was checked before
+		return nil, reasonCertExpired, err.Error() // a CA of the chain: the leaf was checked before
 	case errors.As(err, &invalid) && invalid.Reason == x509.IncompatibleUsage:
-		return reasonCertUsage, err.Error()
+		return nil, reasonCertUsage, err.Error()
 	}
-	return reasonCertUntrusted, err.Error()
+	return nil, reasonCertUntrusted, err.Error()
 }
 
 func quote(s string) string { return `"` + s + `"` }

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
+	"slices"
 	"testing"
 	"time"
 
@@ -79,7 +80,7 @@ func TestVerifyChainReasons(t *testing.T) {
 		{"self-signed", []*x509.Certificate{mkCert(t, "d", false, nil, nb, na).cert}, reasonCertUntrusted},
 	}
 	for _, tc := range cases {
-		if got, detail := verifyChain(tc.chain, pools, now); got != tc.want {
+		if _, got, detail := verifyChain(tc.chain, pools, now); got != tc.want {
 			t.Errorf("%s: reason %q (%s), want %q", tc.name, got, detail, tc.want)
 		}
 	}
@@ -115,5 +116,46 @@ func TestThumbprintMatches(t *testing.T) {
 	}
 	if code := certCode(reasonCertThumbprint); code != packets.ErrBadUsernameOrPassword {
 		t.Errorf("certCode(thumbprint) tells %q; registry facts must not reach the client", code.Reason)
+	}
+}
+
+// TestCertAuthEnd checks when a certificate connection ends: at the leaf's
+// NotAfter, or at a CA's when one of the chain ends first, and which CAs
+// it depends on.
+func TestCertAuthEnd(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	nb := now.Add(-time.Hour)
+	root := mkCert(t, "root", true, nil, nb, now.Add(10*time.Hour))
+	inter := mkCert(t, "inter", true, root, nb, now.Add(2*time.Hour))
+	pools := registry.CAPools{Verified: x509.NewCertPool(), Unverified: x509.NewCertPool()}
+	pools.Verified.AddCert(root.cert)
+
+	short := mkCert(t, "d", false, inter, nb, now.Add(time.Hour)).cert
+	long := mkCert(t, "d", false, inter, nb, now.Add(5*time.Hour)).cert
+	for _, tc := range []struct {
+		name    string
+		certs   []*x509.Certificate
+		want    time.Time
+		caFirst bool
+		cas     int
+	}{
+		{"leaf ends first", []*x509.Certificate{short, inter.cert}, now.Add(time.Hour), false, 2},
+		{"intermediate ends first", []*x509.Certificate{long, inter.cert}, now.Add(2 * time.Hour), true, 2},
+	} {
+		chains, reason, detail := verifyChain(tc.certs, pools, now)
+		if reason != "" {
+			t.Fatalf("%s: %s %s", tc.name, reason, detail)
+		}
+		a := newCertAuth(tc.certs[0], chains)
+		if got := a.end(chains); !got.Equal(tc.want.Add(time.Nanosecond)) || a.caFirst != tc.caFirst || len(a.cas) != tc.cas {
+			t.Errorf("%s: ends %s (CA first %v, %d CAs), want %s (%v, %d)", tc.name, got, a.caFirst, len(a.cas), tc.want, tc.caFirst, tc.cas)
+		}
+		if !slices.Contains(a.cas, sha256.Sum256(root.cert.Raw)) {
+			t.Errorf("%s: the root is not among the connection's CAs", tc.name)
+		}
+	}
+	self := mkCert(t, "s", false, nil, nb, now.Add(3*time.Hour)).cert
+	if a := newCertAuth(self, nil); !a.end(nil).Equal(now.Add(3*time.Hour+time.Nanosecond)) || a.caFirst || len(a.cas) != 0 {
+		t.Errorf("self-signed: %+v ends %s", a, a.end(nil))
 	}
 }

@@ -60,6 +60,86 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// mosquittoSub is a mosquitto_sub running in the background.
+type mosquittoSub struct {
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	exited chan time.Time
+}
+
+// startMosquittoSub starts mosquitto_sub (with -d among args, so its
+// output shows the packets) and waits until the hub accepted it once.
+func startMosquittoSub(t *testing.T, path string, args []string) *mosquittoSub {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	// Line-buffered output (stdbuf), so that its lines arrive as they are
+	// printed and not at exit.
+	args = append([]string{"-oL", path}, args...)
+	s := &mosquittoSub{cmd: exec.CommandContext(ctx, needTool(t, "stdbuf"), args...), out: new(lockedBuffer), exited: make(chan time.Time, 1)}
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	s.cmd.WaitDelay = 2 * time.Second
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.cmd.Wait(); s.exited <- time.Now() }()
+	hubtest.Eventually(t, 30*time.Second, func() error {
+		return countIs(strings.Count(s.out.String(), "received CONNACK (0)"), 1)
+	})
+	return s
+}
+
+// awaitExit waits for mosquitto_sub to exit, at most 30 s past end, and
+// returns when it exited.
+func (s *mosquittoSub) awaitExit(t *testing.T, end time.Time) time.Time {
+	t.Helper()
+	select {
+	case at := <-s.exited:
+		return at
+	case <-time.After(time.Until(end) + 30*time.Second):
+		t.Fatalf("mosquitto_sub still runs 30s after its credential ended:\n%s", s.out.String())
+		return time.Time{}
+	}
+}
+
+// awaitServerClose reads c until the hub closes it, at most 30 s past end,
+// and returns the packets the hub sent before and when the close came.
+func awaitServerClose(t *testing.T, name string, c *hubtest.Conn, end time.Time) ([]packets.Packet, time.Time, bool) {
+	t.Helper()
+	var got []packets.Packet
+	deadline := end.Add(30 * time.Second)
+	for {
+		pk, err := c.Next(time.Until(deadline))
+		if err == hubtest.ErrClosed {
+			return got, time.Now(), true
+		}
+		if err != nil {
+			t.Errorf("%s: still open 30s after its credential ended", name)
+			return got, time.Time{}, false
+		}
+		got = append(got, pk)
+	}
+}
+
+// checkServerDisconnect checks what the hub sent before it closed a
+// connection: MQTT 5 one DISCONNECT with code and reason; 3.1.1 nothing.
+func checkServerDisconnect(t *testing.T, name string, got []packets.Packet, v5 bool, code byte, reason string) {
+	t.Helper()
+	if !v5 {
+		if len(got) != 0 {
+			t.Errorf("%s: got %d packets before the close, want none (3.1.1 has no server DISCONNECT)", name, len(got))
+		}
+		return
+	}
+	if len(got) != 1 || got[0].FixedHeader.Type != packets.Disconnect {
+		t.Errorf("%s: got %d packets %v, want one DISCONNECT", name, len(got), got)
+		return
+	}
+	if d := got[0]; d.ReasonCode != code || d.Properties.ReasonString != reason {
+		t.Errorf("%s: DISCONNECT 0x%02x %q, want 0x%02x %q", name, d.ReasonCode, d.Properties.ReasonString, code, reason)
+	}
+}
+
 // TestSASExpiryMosquittoSub subscribes with Debian's mosquitto_sub (MQTT
 // 3.1.1 and 5) using a token that expires in 2-3 s, and waits: the hub
 // closes the connection once the token expired (MQTT 5 with DISCONNECT
@@ -77,30 +157,10 @@ func TestSASExpiryMosquittoSub(t *testing.T) {
 			token := protocol.SignSAS(dev.Key, protocol.DeviceResource(dev.Host, dev.ID, ""), exp, "")
 			args := append(ep.args(), "-d", "-V", version, "-q", "1", "-i", dev.ID, "-u", dev.Username(), "-P", token,
 				"-c", "-t", "devices/"+dev.ID+"/messages/devicebound/#")
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, path, args...)
-			var out lockedBuffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			cmd.WaitDelay = 2 * time.Second
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan time.Time, 1)
-			go func() { _ = cmd.Wait(); exited <- time.Now() }()
-
-			// It connects: the hub sees the device.
-			hubtest.Eventually(t, 30*time.Second, func() error {
-				return countIs(strings.Count(out.String(), "received CONNACK (0)"), 1)
-			})
-			var end time.Time
-			select {
-			case end = <-exited:
-			case <-time.After(exp.Sub(time.Now()) + 30*time.Second):
-				t.Fatalf("mosquitto_sub still runs 30s after its token expired:\n%s", out.String())
-			}
+			sub := startMosquittoSub(t, path, args)
+			end := sub.awaitExit(t, exp)
 			checkClosedAt(t, "mosquitto_sub "+version, exp, end)
-			o := out.String()
+			o := sub.out.String()
 			// Connected once: had the hub closed the connection before the
 			// token expired, the reconnect would have been accepted too.
 			if n := strings.Count(o, "received CONNACK (0)"); n != 1 {
@@ -112,8 +172,8 @@ func TestSASExpiryMosquittoSub(t *testing.T) {
 			if version == "mqttv5" && !strings.Contains(o, "Received DISCONNECT (160)") {
 				t.Errorf("no DISCONNECT 0xA0:\n%s", o)
 			}
-			if version == "mqttv311" && (cmd.ProcessState.ExitCode() == 0 || !strings.Contains(o, "received CONNACK (4)")) {
-				t.Errorf("exit %d; want the reconnect with the expired token refused:\n%s", cmd.ProcessState.ExitCode(), o)
+			if version == "mqttv311" && (sub.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(o, "received CONNACK (4)")) {
+				t.Errorf("exit %d; want the reconnect with the expired token refused:\n%s", sub.cmd.ProcessState.ExitCode(), o)
 			}
 			t.Logf("mosquitto_sub %s:\n%s", version, o)
 		})
@@ -178,33 +238,12 @@ func TestSASExpiryDisconnectReason(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var got []packets.Packet
-			deadline := time.Now().Add(exp.Sub(time.Now()) + 30*time.Second)
-			for {
-				pk, err := cl.c.Next(time.Until(deadline))
-				if err == hubtest.ErrClosed {
-					break
-				}
-				if err != nil {
-					t.Errorf("%s: still open 30s after its token expired", cl.name)
-					return
-				}
-				got = append(got, pk)
-			}
-			checkClosedAt(t, cl.name, exp, time.Now())
-			if !cl.v5 {
-				if len(got) != 0 {
-					t.Errorf("%s: got %d packets before the close, want none (3.1.1 has no server DISCONNECT)", cl.name, len(got))
-				}
+			got, closed, ok := awaitServerClose(t, cl.name, cl.c, exp)
+			if !ok {
 				return
 			}
-			if len(got) != 1 || got[0].FixedHeader.Type != packets.Disconnect {
-				t.Errorf("%s: got %d packets %v, want one DISCONNECT", cl.name, len(got), got)
-				return
-			}
-			if d := got[0]; d.ReasonCode != 0xA0 || d.Properties.ReasonString != "SAS token expired" {
-				t.Errorf("%s: DISCONNECT 0x%02x %q, want 0xA0 \"SAS token expired\"", cl.name, d.ReasonCode, d.Properties.ReasonString)
-			}
+			checkClosedAt(t, cl.name, exp, closed)
+			checkServerDisconnect(t, cl.name, got, cl.v5, 0xA0, "SAS token expired")
 		}()
 	}
 	wg.Wait()
