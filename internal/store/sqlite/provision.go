@@ -182,9 +182,11 @@ func (db *DB) OpenOperation(ctx context.Context, op *provision.Operation, lim pr
 		}
 	}
 	if lim.Total > 0 {
+		// Named, as the planner would pick the state index and read the
+		// expired pending operations the sweep has not reached yet too.
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM provisioning_operations
-			WHERE expires_at > ? AND state = 'pending'`, now).Scan(&n); err != nil {
+			INDEXED BY provisioning_operations_pending WHERE expires_at > ? AND state = 'pending'`, now).Scan(&n); err != nil {
 			return "", wrap("open provisioning operation: count pending", err)
 		}
 		if n >= lim.Total {
