@@ -37,6 +37,19 @@
 // registering again. Credentials already handed out keep working until the
 // device is disabled or deleted, as with Azure DPS.
 //
+// # Limits and retention
+//
+// Anyone holding a provisioning token may open operations, so they are
+// bounded: at most Options.MaxPending wait for an operator at once, and
+// Options.MaxPendingPerDevice for one requested device id; beyond either,
+// Init is PendingLimitError (HTTP 429, which devices retry later). A
+// device that asks again with the same token and device id replaces its
+// waiting operation (new id and code) instead of adding one; it is not
+// given the old operation, whose id would let another holder of the token
+// collect the credentials an operator approves for it.
+// [Service.PurgeOperations] deletes operations a retention after they
+// ended; the hub calls it periodically.
+//
 // # Errors
 //
 // Errors are *fault.Error values with Azure-style codes (see errors.go), so

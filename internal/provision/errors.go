@@ -40,9 +40,12 @@ func operationExpired(id string) *fault.Error {
 		"provisioning operation %s expired before an operator decided; start a new one", id)
 }
 
-// OperationNotFoundError is the error for an unknown operation id.
+// OperationNotFoundError is the error for an unknown operation id. Ids stop
+// existing on purpose too, so the message names the ways.
 func OperationNotFoundError(id string) *fault.Error {
-	return fault.New(fault.NotFound, CodeOperationNotFound, 404101, "provisioning operation %q not found", id)
+	return fault.New(fault.NotFound, CodeOperationNotFound, 404101,
+		"provisioning operation %q not found (a newer request for the same device replaces a waiting one, "+
+			"and ended operations are deleted after a while); start a new one", id)
 }
 
 // OperationNotPendingError is the error for deciding an operation that was
