@@ -28,7 +28,8 @@ type Store interface {
 	// CreateOperation inserts op.
 	CreateOperation(ctx context.Context, op *Operation) error
 	// OpenOperation atomically stores op, a new pending operation, within
-	// lim, counting pending operations unexpired at op.CreatedAt. When one of
+	// lim, counting pending operations unexpired at op.CreatedAt whose token
+	// is not revoked (they can no longer be approved). When one of
 	// them has op's TokenID and non-empty RequestedDeviceID, op takes its
 	// place (the old id stops existing) and replaced is that old id: a
 	// device asking again adds no row and is never refused for the limits.

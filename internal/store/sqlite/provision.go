@@ -171,8 +171,9 @@ func (db *DB) OpenOperation(ctx context.Context, op *provision.Operation, lim pr
 		}
 		if lim.PerDevice > 0 {
 			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM provisioning_operations
-				WHERE state = 'pending' AND requested_device_id = ? AND expires_at > ?`,
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM provisioning_operations o
+				JOIN provisioning_tokens t ON t.id = o.token_id AND t.revoked_at IS NULL
+				WHERE o.state = 'pending' AND o.requested_device_id = ? AND o.expires_at > ?`,
 				op.RequestedDeviceID, now).Scan(&n); err != nil {
 				return "", wrap("open provisioning operation: count pending of "+op.RequestedDeviceID, err)
 			}
@@ -182,11 +183,15 @@ func (db *DB) OpenOperation(ctx context.Context, op *provision.Operation, lim pr
 		}
 	}
 	if lim.Total > 0 {
-		// Named, as the planner would pick the state index and read the
-		// expired pending operations the sweep has not reached yet too.
+		// The index is named, as the planner would pick the state index and
+		// read the expired pending operations the sweep has not reached yet
+		// too. Those of a revoked token cannot be approved: revoking a
+		// leaked token frees their places at once.
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM provisioning_operations
-			INDEXED BY provisioning_operations_pending WHERE expires_at > ? AND state = 'pending'`, now).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM provisioning_operations o
+			INDEXED BY provisioning_operations_pending
+			JOIN provisioning_tokens t ON t.id = o.token_id AND t.revoked_at IS NULL
+			WHERE o.expires_at > ? AND o.state = 'pending'`, now).Scan(&n); err != nil {
 			return "", wrap("open provisioning operation: count pending", err)
 		}
 		if n >= lim.Total {

@@ -223,8 +223,18 @@ func TestOpenOperationLimits(t *testing.T) {
 	if _, err := open("z", a.ID, "z", t0); err != nil {
 		t.Errorf("after a rejection freed a place: %v", err)
 	}
+	// Revoking a token frees the places of its pending operations.
+	if _, err := open("w", b.ID, "w", t0); err == nil {
+		t.Fatal("the overall limit is not full; the revocation below proves nothing")
+	}
+	if _, err := db.RevokeToken(ctx, "a", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open("w", b.ID, "w", t0); err != nil {
+		t.Errorf("after revoking the token of most pending operations: %v", err)
+	}
 	// And once time passes, the expired ones make room too.
-	if _, err := open("later", a.ID, "later", t0.Add(time.Hour)); err != nil {
+	if _, err := open("later", c.ID, "later", t0.Add(time.Hour)); err != nil {
 		t.Errorf("an hour later, all pending ones expired: %v", err)
 	}
 }
