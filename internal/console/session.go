@@ -61,7 +61,12 @@ type SessionStore interface {
 
 const (
 	touchEvery = time.Minute // a session's LastSeen is written at most this often
-	purgeBatch = 256         // expired sessions one sign-in removes at most
+	// purgeBatch is the most expired sessions one sign-in removes. The
+	// hub's retention sweep removes them too, so a console nobody signs in
+	// to does not keep them until the MaxSessions eviction; this keeps a
+	// console without that sweep (or with an idle limit, which the sweep
+	// does not know) tidy as well.
+	purgeBatch = 256
 )
 
 // sessions applies the console's session rules (lifetime, idle limit,
