@@ -188,7 +188,7 @@ func (b *Broker) endConn(c *conn, reason string, code packets.Code, at time.Time
 	if !at.IsZero() {
 		attrs = append(attrs, "at", at.UTC().Format(time.RFC3339))
 	}
-	b.log.Info("connection closed: its credential ended", attrs...)
+	b.log.Info("connection closed: its credential is no longer valid", attrs...)
 	b.cfg.Metrics.credentialEnded(reason)
 	c.closeWith(code)
 	return true

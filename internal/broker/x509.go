@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"net"
 	"slices"
@@ -264,3 +265,79 @@ func verifyChain(certs []*x509.Certificate, pools registry.CAPools, now time.Tim
 }
 
 func quote(s string) string { return `"` + s + `"` }
+
+// DisconnectCA closes, at once, every connection whose verified
+// certificate chain went through the CA with SHA-256 thumbprint
+// thumbprint (hex, as registry.CA.Thumbprint), e.g. after the CA was
+// deleted. A device whose certificate also chains to another registered
+// CA reconnects through that one. It returns the number of connections
+// closed.
+func (b *Broker) DisconnectCA(thumbprint string) int {
+	var want [sha256.Size]byte
+	if n, err := hex.Decode(want[:], []byte(thumbprint)); err != nil || n != sha256.Size {
+		return 0
+	}
+	b.mu.RLock()
+	var victims []*conn
+	for c := range b.devices {
+		if c.cert != nil && slices.Contains(c.cert.cas, want) {
+			victims = append(victims, c)
+		}
+	}
+	b.mu.RUnlock()
+	n := 0
+	for _, c := range victims {
+		if b.endConn(c, endCADeleted, codeCADeleted, time.Time{}) {
+			n++
+		}
+	}
+	return n
+}
+
+// RecheckCertificates closes the certificate connections of a device
+// whose registration no longer accepts their certificate, e.g. after its
+// registered thumbprints or its authentication type changed. A device with
+// no certificate connection costs no registry read. It returns the number
+// of connections closed.
+func (b *Broker) RecheckCertificates(deviceID string) int {
+	b.mu.RLock()
+	var conns []*conn
+	for c := range b.devices {
+		if c.cert != nil && c.deviceID == deviceID {
+			conns = append(conns, c)
+		}
+	}
+	b.mu.RUnlock()
+	if len(conns) == 0 {
+		return 0
+	}
+	xc, ok := b.cfg.Credentials.(X509Credentials)
+	if !ok {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	da, err := xc.DeviceAuth(ctx, deviceID)
+	if err != nil {
+		if !fault.Is(err, fault.NotFound) { // a deleted device is disconnected by the hub anyway
+			b.log.Error("device lookup failed; its certificate connections stay", "device", deviceID, "error", err)
+		}
+		return 0
+	}
+	n := 0
+	for _, c := range conns {
+		var accepted bool
+		switch da.Type {
+		case registry.AuthSelfSigned:
+			accepted = thumbprintMatches(c.cert.leaf, da.Thumbprints)
+		case registry.AuthCA:
+			// Verified through a CA at connect; whether that CA stays
+			// registered is DisconnectCA's concern.
+			accepted = len(c.cert.cas) > 0
+		}
+		if !accepted && b.endConn(c, endCertRevoked, codeCertRevoked, time.Time{}) {
+			n++
+		}
+	}
+	return n
+}

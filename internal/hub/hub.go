@@ -220,15 +220,25 @@ func (h *Hub) startBroker() error {
 	h.c2d.SetTransport(h.broker)
 	m.Bind(h.promReg, h.broker)
 	h.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	// A disabled or deleted device loses its connections at once.
-	h.unsubscribe = h.registry.Subscribe(func(c registry.Change) {
+	// A disabled or deleted device loses its connections at once, and so
+	// does a certificate connection its registration no longer accepts.
+	unsubDevices := h.registry.Subscribe(func(c registry.Change) {
 		h.registryChange(c)
 		if c.Kind == registry.ChangeDeleted || (c.Device != nil && c.Device.Status == registry.StatusDisabled) {
 			if n := h.broker.DisconnectDevice(c.DeviceID, notAuthorized); n > 0 {
 				h.log.Info("device disconnected", "device", c.DeviceID, "reason", c.Kind.String())
 			}
+		} else if c.Kind == registry.ChangeUpdated {
+			h.broker.RecheckCertificates(c.DeviceID)
 		}
 	})
+	// A deleted CA takes the connections its chains verified with it.
+	unsubCAs := h.registry.SubscribeCAs(func(c registry.CAChange) {
+		if c.Kind == registry.CADeleted {
+			h.broker.DisconnectCA(c.Thumbprint)
+		}
+	})
+	h.unsubscribe = func() { unsubDevices(); unsubCAs() }
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -207,6 +208,7 @@ func (s *Service) AddCA(ctx context.Context, name, certPEM string) (*CA, error) 
 	}
 	s.cas.invalidate()
 	s.log.Info("certificate authority added", "ca", name, "subject", cert.Subject.String(), "thumbprint", sc.Thumbprint)
+	s.cas.subs.notify(CAChange{Kind: CAAdded, Name: name, Thumbprint: sc.Thumbprint})
 	c, _, err := caOf(sc)
 	return c, err
 }
@@ -264,6 +266,7 @@ func (s *Service) VerifyCA(ctx context.Context, name, proofPEM string) (*CA, err
 	}
 	s.cas.invalidate()
 	s.log.Info("certificate authority verified", "ca", name, "subject", c.Subject)
+	s.cas.subs.notify(CAChange{Kind: CAVerified, Name: name, Thumbprint: next.Thumbprint})
 	c, _, err = caOf(&next)
 	return c, err
 }
@@ -307,7 +310,8 @@ func (s *Service) ListCAs(ctx context.Context) ([]CA, error) {
 }
 
 // DeleteCA removes a CA: devices whose certificates chain to it can no
-// longer connect (connections already open stay open until they end).
+// longer connect, and SubscribeCAs subscribers learn its thumbprint so that
+// the connections that it verified can be closed.
 func (s *Service) DeleteCA(ctx context.Context, name string) error {
 	cs, err := s.caStore()
 	if err != nil {
@@ -316,12 +320,99 @@ func (s *Service) DeleteCA(ctx context.Context, name string) error {
 	if ValidateCAName(name) != nil {
 		return CANotFoundError(name)
 	}
+	// The thumbprint is what connections know of their CAs. Names are
+	// unique and a CA's certificate never changes, so the one read here is
+	// the one deleted (unless it is deleted and added again in between,
+	// and then its connections are cut once more than needed).
+	sc, err := cs.GetCA(ctx, name)
+	if err != nil {
+		return fmt.Errorf("registry: delete CA %s: %w", name, err)
+	}
 	if err := cs.DeleteCA(ctx, name); err != nil {
 		return fmt.Errorf("registry: delete CA %s: %w", name, err)
 	}
 	s.cas.invalidate()
-	s.log.Info("certificate authority deleted", "ca", name)
+	s.log.Info("certificate authority deleted", "ca", name, "thumbprint", sc.Thumbprint)
+	s.cas.subs.notify(CAChange{Kind: CADeleted, Name: name, Thumbprint: sc.Thumbprint})
 	return nil
+}
+
+// CAChangeKind says what happened to a certificate authority.
+type CAChangeKind int
+
+// The CA change kinds.
+const (
+	CAAdded    CAChangeKind = iota + 1 // registered, unverified
+	CAVerified                         // proof of possession accepted: devices may chain to it
+	CADeleted                          // removed: devices may no longer chain to it
+)
+
+// String returns the kind's name, for logs.
+func (k CAChangeKind) String() string {
+	switch k {
+	case CAAdded:
+		return "added"
+	case CAVerified:
+		return "verified"
+	case CADeleted:
+		return "deleted"
+	}
+	return "unknown"
+}
+
+// CAChange describes a successful AddCA, VerifyCA or DeleteCA.
+type CAChange struct {
+	Kind       CAChangeKind
+	Name       string
+	Thumbprint string // hex SHA-256 of the CA certificate, upper case (CA.Thumbprint)
+}
+
+// SubscribeCAs registers fn to be called after every successful AddCA,
+// VerifyCA or DeleteCA made through this Service, as Subscribe does for
+// devices: synchronously, on the writer's goroutine, after the store write
+// and after the CA cache was dropped, with no Service lock held. fn may
+// call the Service but should return quickly. Changes made by other hub
+// nodes are not reported. cancel stops further calls and may be called
+// more than once.
+func (s *Service) SubscribeCAs(fn func(CAChange)) (cancel func()) {
+	return s.cas.subs.add(fn)
+}
+
+// caSubscribers holds the SubscribeCAs callbacks in subscription order.
+type caSubscribers struct {
+	mu   sync.Mutex
+	next int            // guarded by mu
+	subs []caSubscriber // guarded by mu
+}
+
+type caSubscriber struct {
+	id int
+	fn func(CAChange)
+}
+
+func (l *caSubscribers) add(fn func(CAChange)) (cancel func()) {
+	l.mu.Lock()
+	id := l.next
+	l.next++
+	l.subs = append(l.subs, caSubscriber{id: id, fn: fn})
+	l.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.subs = slices.DeleteFunc(l.subs, func(x caSubscriber) bool { return x.id == id })
+		})
+	}
+}
+
+func (l *caSubscribers) notify(c CAChange) {
+	l.mu.Lock()
+	subs := slices.Clone(l.subs)
+	l.mu.Unlock()
+	for _, sub := range subs {
+		sub.fn(c)
+	}
 }
 
 // newVerificationCode returns 16 random bytes as 32 upper-case hex digits.
@@ -376,8 +467,11 @@ func (s *Service) TrustedCAs(ctx context.Context) (CAPools, error) {
 	return p, nil
 }
 
-// caCache holds the CA pools built from the store.
+// caCache holds the CA pools built from the store, and the subscribers to
+// CA changes (which drop it too).
 type caCache struct {
+	subs caSubscribers
+
 	mu      sync.RWMutex
 	gen     uint64    // guarded by mu; incremented by every invalidate
 	pools   CAPools   // guarded by mu

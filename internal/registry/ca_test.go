@@ -142,3 +142,61 @@ func TestAddCARefusals(t *testing.T) {
 	_, err = svc.VerifyCA(ctx, "r", ca.PEM)
 	wantFault(t, err, fault.Invalid, "verification code")
 }
+
+// TestCAChangesNotified checks that SubscribeCAs reports adding, verifying
+// and deleting a CA with its thumbprint, after the cache was dropped (a
+// subscriber that looks the CAs up sees the change), and nothing after
+// cancel or for a failed delete.
+func TestCAChangesNotified(t *testing.T) {
+	svc, _ := newService(t, registry.Options{})
+	ctx := context.Background()
+	ca := hubtest.NewCA(t, "notify root")
+	leaf := ca.Issue(t, "dev")
+	var got []registry.CAChange
+	trustedAtDelete := true
+	cancel := svc.SubscribeCAs(func(c registry.CAChange) {
+		got = append(got, c)
+		if c.Kind == registry.CADeleted {
+			p, err := svc.TrustedCAs(ctx)
+			must(t, err)
+			trustedAtDelete = chainsTo(p.Verified, ca, leaf)
+		}
+	})
+	added, err := svc.AddCA(ctx, "notify", ca.PEM)
+	must(t, err)
+	_, err = svc.VerifyCA(ctx, "notify", ca.Issue(t, added.VerificationCode).PEM)
+	must(t, err)
+	if _, err := svc.TrustedCAs(ctx); err != nil { // fills the cache, which the delete must drop
+		t.Fatal(err)
+	}
+	must(t, svc.DeleteCA(ctx, "notify"))
+	if err := svc.DeleteCA(ctx, "notify"); !fault.Is(err, fault.NotFound) {
+		t.Fatalf("deleting a missing CA: %v", err)
+	}
+	want := []registry.CAChange{
+		{Kind: registry.CAAdded, Name: "notify", Thumbprint: added.Thumbprint},
+		{Kind: registry.CAVerified, Name: "notify", Thumbprint: added.Thumbprint},
+		{Kind: registry.CADeleted, Name: "notify", Thumbprint: added.Thumbprint},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("changes %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("change %d: %+v (%s), want %+v", i, got[i], got[i].Kind, want[i])
+		}
+	}
+	if added.Thumbprint != registry.Thumbprint(ca.Cert.Raw) {
+		t.Errorf("thumbprint %s is not the SHA-256 of the certificate", added.Thumbprint)
+	}
+	if trustedAtDelete {
+		t.Error("a subscriber told of the delete still found the CA trusted")
+	}
+	cancel()
+	cancel()
+	_, err = svc.AddCA(ctx, "notify", ca.PEM)
+	must(t, err)
+	if len(got) != len(want) {
+		t.Errorf("notified after cancel: %+v", got[len(want):])
+	}
+}
