@@ -184,11 +184,11 @@ func TestSASExpiryMosquittoSub(t *testing.T) {
 	}
 }
 
-// TestSASExpiryDisconnectReason connects a device and a module with MQTT 5
-// and a device with 3.1.1, each with a token expiring in 2-3 s, and one
-// device with a token for an hour: the MQTT 5 clients get DISCONNECT 0xA0
-// "SAS token expired" after expiry, the 3.1.1 one sees the connection
-// close, and the long-lived one stays connected.
+// TestSASExpiryDisconnectReason connects a device, a module and a policy
+// client with MQTT 5 and a device with 3.1.1, each with a token expiring in
+// 2-3 s, and one device with a token for an hour: the MQTT 5 clients get
+// DISCONNECT 0xA0 "SAS token expired" after expiry, the 3.1.1 one sees the
+// connection close, and the long-lived one stays connected.
 func TestSASExpiryDisconnectReason(t *testing.T) {
 	t.Parallel()
 	h := hubtest.Start(t)
@@ -232,6 +232,16 @@ func TestSASExpiryDisconnectReason(t *testing.T) {
 		connect("module v5", dev5.ID+"/filter", host+"/"+dev5.ID+"/filter/?api-version=2021-04-12", modKey, "filter", 5, exp),
 	}
 	long := connect("steady", steady.ID, steady.Username(), steady.Key, "", 5, time.Now().Add(time.Hour))
+	// An ordinary MQTT client signed with an access policy (served by mochi).
+	pc, code, err := hubtest.Dial(addr, h.TLSConfig(), hubtest.ConnectOptions{
+		ClientID: "dashboard", Username: host + "/dashboard/?api-version=2021-04-12", Version: 5, Clean: true,
+		Password: protocol.SignSAS(policyKey(t, h, "service"), host, exp, "service"),
+	})
+	if err != nil || code != 0 {
+		t.Fatalf("policy client: CONNACK 0x%02x %v", code, err)
+	}
+	t.Cleanup(pc.Close)
+	expiring = append(expiring, client{"policy client v5", pc, true})
 
 	var wg sync.WaitGroup
 	for _, cl := range expiring {
@@ -253,7 +263,7 @@ func TestSASExpiryDisconnectReason(t *testing.T) {
 		t.Fatalf("long-lived token's connection: PUBACK 0x%02x %v", code, err)
 	}
 	m := scrape(t, h)
-	if v := metric(t, m, `ferry_mqtt_credential_disconnects_total{reason="sas_expired"}`); v != 3 {
-		t.Errorf(`ferry_mqtt_credential_disconnects_total{reason="sas_expired"} %v, want 3`, v)
+	if v := metric(t, m, `ferry_mqtt_credential_disconnects_total{reason="sas_expired"}`); v != 4 {
+		t.Errorf(`ferry_mqtt_credential_disconnects_total{reason="sas_expired"} %v, want 4`, v)
 	}
 }
