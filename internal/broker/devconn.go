@@ -169,9 +169,6 @@ func (b *Broker) acceptDevice(nc net.Conn, pk *packets.Packet) *conn {
 	b.byID[clientID] = c
 	b.devices[c] = struct{}{}
 	b.mu.Unlock()
-	if c.expires != 0 {
-		b.sched.add(c)
-	}
 	if old != nil {
 		old.closeWith(packets.ErrSessionTakenOver) // Azure: the newer connection wins
 		if b.cfg.C2D != nil && c.moduleID == "" {
@@ -196,6 +193,11 @@ func (b *Broker) acceptDevice(nc net.Conn, pk *packets.Packet) *conn {
 		b.dropDevice(c)
 		_ = nc.Close()
 		return nil
+	}
+	if c.expires != 0 {
+		// After the CONNACK, which a DISCONNECT must not overtake; the read
+		// loop's end (dropDevice) takes it out of the schedule.
+		b.sched.add(c)
 	}
 	b.cfg.Metrics.connected()
 	if b.cfg.OnPresence != nil {

@@ -50,9 +50,6 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	h.b.conns[cl] = c
 	h.b.byID[cl.ID] = c
 	h.b.mu.Unlock()
-	if c.expires != 0 {
-		h.b.sched.add(c)
-	}
 	h.b.cfg.Metrics.connected()
 	return nil
 }
@@ -81,10 +78,15 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 }
 
 // OnSessionEstablished forgets the persisted subscriptions of a client that
-// asked for a clean session.
+// asked for a clean session, and schedules the end of its credential: here,
+// after the CONNACK (a DISCONNECT must not overtake it) and on the goroutine
+// whose OnDisconnect takes it out of the schedule again.
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if pk.Connect.Clean {
 		h.b.forgetSession(cl.ID)
+	}
+	if c := h.b.connOf(cl); c != nil && c.expires != 0 {
+		h.b.sched.add(c)
 	}
 }
 
