@@ -88,9 +88,12 @@ loop:
 			t.status.push(Connected, nil)
 		}
 		renewal = false
-		// Renew when 90% of the token's life has passed, so the new CONNECT
-		// happens well before the hub would reject the old token.
-		renew := time.NewTimer(max(time.Until(exp)-cfg.TokenTTL/10, cfg.TokenTTL/2))
+		// Renew when 90% of the token's life has passed, and at least a
+		// drain and a reconnect before it ends: the hub closes a connection
+		// when its token expires, and a renewal should never meet that.
+		// Very short tokens renew at half their life.
+		lead := max(cfg.TokenTTL/10, drainTimeout+5*time.Second)
+		renew := time.NewTimer(max(time.Until(exp)-lead, cfg.TokenTTL/2))
 		select {
 		case <-t.ctx.Done():
 		case <-c.dead:
