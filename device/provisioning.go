@@ -303,6 +303,15 @@ func (p *provisioner) approve(ctx context.Context, old *storedCredentials) (*sto
 			p.cfg.Logger.Info("device: the provisioning operation expired undecided; opening another")
 			continue
 		}
+		if errors.Is(err, provision.ErrOperationNotFound) {
+			// Replaced by a newer request for the same device id, or purged
+			// after it ended: a new operation, with a new code to show.
+			p.cfg.Logger.Info("device: the hub no longer knows the provisioning operation; opening another", "err", err)
+			if !sleepCtx(ctx, replacedPause) {
+				return nil, ctx.Err()
+			}
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -447,5 +456,22 @@ func (p *provisioner) refreshOnce(ctx context.Context, now time.Time) (stop bool
 	default:
 		p.cfg.Logger.Error("device: the hub no longer renews this device's registration (revoked token or deleted device); the device keeps its credentials until the hub refuses them", "err", err)
 		return true
+	}
+}
+
+// replacedPause is how long a device waits before opening a new
+// provisioning operation when the hub no longer knows its own: two
+// claimants of one device id replacing each other's operation do not spin.
+const replacedPause = 5 * time.Second
+
+// sleepCtx waits d; false when ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }

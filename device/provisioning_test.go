@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferry-iot/ferry/device"
+	dprov "github.com/ferry-iot/ferry/device/internal/provision"
 	"github.com/ferry-iot/ferry/internal/api"
 	"github.com/ferry-iot/ferry/internal/hubtest"
 	"github.com/ferry-iot/ferry/internal/provision"
@@ -283,5 +284,72 @@ func readAll(t *testing.T, c *api.Client) []api.Message {
 			return all
 		}
 		after = p.Next
+	}
+}
+
+// TestProvisioningReplacedOperation: another request for the same device
+// id replaces the waiting operation; the device learns that its operation
+// is gone, opens a new one (showing its new code) and is approved on it.
+func TestProvisioningReplacedOperation(t *testing.T) {
+	m := newMovingHub(t)
+	ctx := context.Background()
+	tok, err := m.hub.Client.CreateProvisioningToken(ctx, provision.CreateTokenRequest{Name: "line-4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := make(chan device.ProvisioningOperation, 4)
+	cfg := device.Config{
+		Provisioning: &device.Provisioning{
+			Token: tok.Secret, URL: "https://" + m.hub.HTTPAddr().String(), DeviceID: "line4-sensor",
+			OnOperation: func(op device.ProvisioningOperation) { ops <- op },
+		},
+		StorePath: filepath.Join(t.TempDir(), "device.db"),
+		CAFile:    m.hub.CAFile(),
+	}
+	device.SetTestHooks(&cfg, m.dial, 50*time.Millisecond)
+	done := make(chan error, 1)
+	go func() {
+		c, err := device.Start(ctx, cfg)
+		if err == nil {
+			err = c.Close()
+		}
+		done <- err
+	}()
+	next := func() device.ProvisioningOperation {
+		t.Helper()
+		select {
+		case op := <-ops:
+			return op
+		case err := <-done:
+			t.Fatalf("Start returned while waiting: %v", err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("the device showed no provisioning operation")
+		}
+		return device.ProvisioningOperation{}
+	}
+	first := next()
+
+	// Another claimant of the same id, with the same token.
+	other, err := dprov.New("https://"+m.hub.HTTPAddr().String(), dprov.Options{CAFile: m.hub.CAFile()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Init(ctx, dprov.InitRequest{ProvisioningToken: tok.Secret, DeviceID: "line4-sensor"}); err != nil {
+		t.Fatal(err)
+	}
+	again := next()
+	if again.ID == first.ID || again.VerificationCode == first.VerificationCode {
+		t.Fatalf("the device shows %+v again after its operation was replaced", again)
+	}
+	if _, err := m.hub.Client.ApproveProvisioning(ctx, again.ID, provision.Approval{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Start did not return after approval")
 	}
 }

@@ -28,6 +28,9 @@
 //   - [ErrRejected]: an operator rejected the operation. Stop.
 //   - [ErrExpired]: nobody decided before the operation expired. Start over
 //     with Init (Provision does not do so on its own).
+//   - [ErrOperationNotFound]: the hub no longer knows the operation: a newer
+//     request for the same device id replaced it, or it ended long ago and
+//     was purged. Start over with Init, which shows a new code.
 //   - [ErrInvalidRegistrationToken]: the registration token is malformed,
 //     expired (for Register), or its device was deleted or replaced.
 //     Refresh it; if Refresh also fails with this error, provision again.

@@ -15,6 +15,7 @@ var (
 	ErrExpired                  = errors.New("provision: operation expired")
 	ErrInvalidRegistrationToken = errors.New("provision: invalid registration token")
 	ErrDeviceDisabled           = errors.New("provision: device disabled")
+	ErrOperationNotFound        = errors.New("provision: operation not found")
 )
 
 // codes maps the hub's error codes to the sentinels.
@@ -24,6 +25,7 @@ var codes = map[string]error{
 	"ProvisioningOperationExpired":  ErrExpired,
 	"InvalidRegistrationToken":      ErrInvalidRegistrationToken,
 	"DeviceDisabled":                ErrDeviceDisabled,
+	"ProvisioningOperationNotFound": ErrOperationNotFound,
 }
 
 // Error is a refusal by the hub.
