@@ -128,6 +128,17 @@ type TwinChange struct {
 	Patch       json.RawMessage `json:"patch"`
 }
 
+// HistoryStartHeader is the history response header naming the time before
+// which the twin's changes were trimmed: the history lists every change
+// from then on, and ?asOf= reads from then on. It is absent when nothing
+// was trimmed.
+const HistoryStartHeader = "Ferry-History-Start"
+
+// historyStarter is a Twins that can trim history (twin.Service).
+type historyStarter interface {
+	HistoryStart(ctx context.Context, deviceID, moduleID string) (time.Time, error)
+}
+
 func (h *Handler) twinHistory(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	var from, to time.Time
@@ -146,6 +157,18 @@ func (h *Handler) twinHistory(w http.ResponseWriter, r *http.Request) error {
 	changes, err := h.cfg.Twins.History(r.Context(), r.PathValue("id"), r.PathValue("mid"), from, to, limit)
 	if err != nil {
 		return err
+	}
+	// Older changes may have been trimmed (ferry serve
+	// --twin-history-max-changes, --twin-history-max-age): a header says
+	// since when the history is whole, so the array keeps its shape.
+	if hs, ok := h.cfg.Twins.(historyStarter); ok {
+		start, err := hs.HistoryStart(r.Context(), r.PathValue("id"), r.PathValue("mid"))
+		if err != nil {
+			return err
+		}
+		if !start.IsZero() {
+			w.Header().Set(HistoryStartHeader, start.UTC().Format(time.RFC3339Nano))
+		}
 	}
 	out := make([]TwinChange, 0, len(changes))
 	for _, c := range changes {

@@ -112,7 +112,13 @@ func mergeDoc(doc []byte, patch object, side Side, lim *Limits) ([]byte, error) 
 // replay rebuilds a twin from Empty by applying its history, which must be
 // in twin version order.
 func replay(deviceID, moduleID string, cs []Change) (*Twin, error) {
-	t := Empty(deviceID, moduleID)
+	return replayOnto(Empty(deviceID, moduleID), cs)
+}
+
+// replayOnto applies changes cs, in twin version order, to a copy of t:
+// the Empty twin, or a base kept when older history was trimmed.
+func replayOnto(t *Twin, cs []Change) (*Twin, error) {
+	t = t.Clone()
 	for i := 0; i < len(cs); {
 		j := i + 1
 		for j < len(cs) && cs[j].TwinVersion == cs[i].TwinVersion {
@@ -121,7 +127,7 @@ func replay(deviceID, moduleID string, cs []Change) (*Twin, error) {
 		for _, c := range cs[i:j] {
 			p, err := decodeObject(c.Patch)
 			if err != nil {
-				return nil, fmt.Errorf("twin %s: bad patch in history at version %d: %w", deviceID, c.TwinVersion, err)
+				return nil, fmt.Errorf("twin %s: bad patch in history at version %d: %w", t.DeviceID, c.TwinVersion, err)
 			}
 			if err := applySide(t, c.Side, p, c.Time, c.Version, nil); err != nil {
 				return nil, err

@@ -109,6 +109,9 @@ func (db *DB) DeleteTwins(ctx context.Context, deviceID string) error {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM twin_history WHERE device_id = ?`, deviceID); err != nil {
 		return wrap("delete twins", err)
 	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM twin_history_base WHERE device_id = ?`, deviceID); err != nil {
+		return wrap("delete twins", err)
+	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM twins WHERE device_id = ?`, deviceID); err != nil {
 		return wrap("delete twins", err)
 	}

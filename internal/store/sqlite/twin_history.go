@@ -2,14 +2,25 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 
 	"github.com/ferry-iot/ferry/internal/twin"
 )
 
-// TwinHistory implements twin.Store.
+// TwinHistory implements twin.Store. Trimmed changes are gone; see
+// TrimTwinHistory.
 func (db *DB) TwinHistory(ctx context.Context, deviceID, moduleID string, q twin.HistoryQuery) ([]twin.Change, error) {
+	return twinHistory(ctx, db.r, deviceID, moduleID, q)
+}
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func twinHistory(ctx context.Context, db querier, deviceID, moduleID string, q twin.HistoryQuery) ([]twin.Change, error) {
 	from, to := "", "~" // '~' sorts after every formatted time
 	if !q.From.IsZero() {
 		from = formatTime(q.From)
@@ -23,7 +34,7 @@ func (db *DB) TwinHistory(ctx context.Context, deviceID, moduleID string, q twin
 	}
 	// The history of one twin is read along the primary key; times grow
 	// with versions, so the time range is a contiguous run of it.
-	rows, err := db.r.QueryContext(ctx, `SELECT twin_version, side, version, at, source, patch
+	rows, err := db.QueryContext(ctx, `SELECT twin_version, side, version, at, source, patch
 		FROM twin_history WHERE device_id = ? AND module_id = ? AND at >= ? AND at < ?
 		ORDER BY twin_version, side LIMIT ?`, deviceID, moduleID, from, to, limit)
 	if err != nil {
