@@ -104,6 +104,20 @@ type Config struct {
 	// MaxTokenLifetime refuses SAS tokens that expire further in the future
 	// than this (default 0: no bound).
 	MaxTokenLifetime time.Duration
+	// MaxSubscriptions bounds the distinct topic filters one client id may
+	// hold (default 50). A persistent session stores each filter, so without
+	// a bound one client could grow the hub's state at will; an Azure device
+	// needs a handful (cloud-to-device, twin responses and desired
+	// properties, methods). A SUBSCRIBE over it is refused filter by filter
+	// with 0x80 (MQTT 3.1.1) or 0x97 Quota exceeded (MQTT 5).
+	MaxSubscriptions int
+	// MaxSessionExpiry bounds how long a persistent session (clean session
+	// false, or MQTT 5 with a session expiry interval) outlives its
+	// connection before its subscriptions are deleted (default 7 days): a
+	// client id that never comes back must not keep rows forever. MQTT 5
+	// clients get the interval they ask for up to this; MQTT 3.1.1 clients
+	// get this.
+	MaxSessionExpiry time.Duration
 	// ReadBufferSize and WriteBufferSize are mochi's per-connection buffers
 	// (default 1024 each; small because most devices are idle most of the time).
 	ReadBufferSize, WriteBufferSize int
@@ -126,6 +140,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxInflight <= 0 {
 		c.MaxInflight = 1024
+	}
+	if c.MaxSubscriptions <= 0 {
+		c.MaxSubscriptions = 50
+	}
+	if c.MaxSessionExpiry <= 0 {
+		c.MaxSessionExpiry = 7 * 24 * time.Hour
 	}
 	if c.ReadBufferSize <= 0 {
 		c.ReadBufferSize = 1024
@@ -152,6 +172,8 @@ type Broker struct {
 	ws     *wsListener
 	nets   []*netListener
 	hook   *hook
+
+	quotaReason string // SUBACK reason string of a filter over MaxSubscriptions
 
 	mu      sync.RWMutex
 	conns   map[*mqtt.Client]*conn // guarded by mu: authenticated, live connections
@@ -183,15 +205,16 @@ func New(cfg Config) (*Broker, error) {
 		return nil, errors.New("broker: Credentials and Appender are required")
 	}
 	b := &Broker{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		conns:     make(map[*mqtt.Client]*conn),
-		byID:      make(map[string]*conn),
-		jobs:      make(chan job, 256),
-		persisted: make(map[string][]session.Subscription),
-		devices:   make(map[*conn]struct{}),
-		stopped:   make(chan struct{}),
-		dps:       newDPSState(),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		quotaReason: newQuotaReason(cfg.MaxSubscriptions),
+		conns:       make(map[*mqtt.Client]*conn),
+		byID:        make(map[string]*conn),
+		jobs:        make(chan job, 256),
+		persisted:   make(map[string][]session.Subscription),
+		devices:     make(map[*conn]struct{}),
+		stopped:     make(chan struct{}),
+		dps:         newDPSState(),
 	}
 	b.sched = newSchedule(cfg.Now, b.credentialEnded)
 	caps := mqtt.NewDefaultServerCapabilities()

@@ -60,6 +60,9 @@ type conn struct {
 	// Owned by the client's read goroutine (mochi calls OnPublish from it).
 	inflow chan struct{} // semaphore of QoS 1 messages waiting for durability; nil until first use
 	denied int           // ACL refusals logged so far
+	// A policy client's filters refused for the subscription cap, from
+	// OnSubscribe until its SUBACK is encoded (see quota.go).
+	refusing atomic.Pointer[subRefusal]
 
 	mu      sync.Mutex
 	acks    []byte // guarded by mu: encoded PUBACKs waiting for the next flush

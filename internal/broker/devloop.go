@@ -219,6 +219,8 @@ func (c *conn) denyTopic(topic string, publish bool) {
 func (c *conn) subscribe(pk *packets.Packet) error {
 	codes := make([]byte, len(pk.Filters))
 	var keep []session.Subscription
+	quota := false
+	c.subMu.Lock()
 	for i, f := range pk.Filters {
 		if !protocol.DeviceOwnsFilter(c.deviceID, c.moduleID, f.Filter) {
 			c.denyTopic(f.Filter, false)
@@ -228,12 +230,18 @@ func (c *conn) subscribe(pk *packets.Packet) error {
 			}
 			continue
 		}
+		if !hasFilter(c.subs, f.Filter) && len(c.subs) >= c.b.cfg.MaxSubscriptions {
+			// Each distinct filter is a stored row for a persistent session:
+			// the cap keeps one client from growing the hub without bound.
+			codes[i] = quotaCode(c.v5)
+			quota = true
+			c.refuseQuota(f.Filter)
+			continue
+		}
 		codes[i] = min(f.Qos, 1)
 		// The decoded filter points into the pooled read buffer: copy what is kept.
-		keep = append(keep, session.Subscription{ClientID: c.clientID, Filter: strings.Clone(f.Filter), QoS: codes[i]})
-	}
-	c.subMu.Lock()
-	for _, s := range keep {
+		s := session.Subscription{ClientID: c.clientID, Filter: strings.Clone(f.Filter), QoS: codes[i]}
+		keep = append(keep, s)
 		c.subs = replaceSub(c.subs, s)
 	}
 	c.subMu.Unlock()
@@ -250,11 +258,15 @@ func (c *conn) subscribe(pk *packets.Packet) error {
 			c.b.sessMu.Unlock()
 		})
 	}
-	err := c.writePacket(packets.Packet{
+	ack := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Suback},
 		PacketID:    pk.PacketID,
 		ReasonCodes: codes,
-	})
+	}
+	if quota && c.v5 {
+		ack.Properties.ReasonString = c.b.quotaReason
+	}
+	err := c.writePacket(ack)
 	if err == nil && c.b.cfg.OnMethodsSubscribed != nil {
 		for _, s := range keep {
 			if topicMatch(s.Filter, methodsProbe) {
@@ -272,6 +284,15 @@ func (c *conn) subscribe(pk *packets.Packet) error {
 		}
 	}
 	return err
+}
+
+func hasFilter(list []session.Subscription, filter string) bool {
+	for i := range list {
+		if list[i].Filter == filter {
+			return true
+		}
+	}
+	return false
 }
 
 func replaceSub(list []session.Subscription, s session.Subscription) []session.Subscription {

@@ -24,8 +24,8 @@ func (h *hook) ID() string { return "ferry" }
 func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnACLCheck,
-		mqtt.OnPacketRead,
-		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.StoredClients, mqtt.StoredSubscriptions,
+		mqtt.OnPacketRead, mqtt.OnPacketEncode,
+		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.StoredClients, mqtt.StoredSubscriptions,
 	}, []byte{b})
 }
 
@@ -127,6 +127,9 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	c := h.b.connOf(cl)
 	if c == nil {
 		return false
+	}
+	if c.quotaRefused(topic, write) {
+		return false // counted as a quota refusal, not an ACL one
 	}
 	if reservedTopic(topic) {
 		h.b.cfg.Metrics.aclDenied()

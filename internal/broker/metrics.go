@@ -13,6 +13,7 @@ type Metrics struct {
 	bytesIn       prometheus.Counter
 	connectedGage prometheus.GaugeFunc
 	credentialEnd *prometheus.CounterVec
+	subsRefused   prometheus.Counter
 }
 
 // NewMetrics creates the broker's metrics and registers them with reg. The
@@ -36,8 +37,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		credentialEnd: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_mqtt_credential_disconnects_total",
 			Help: "Accepted MQTT connections the hub closed because their credential ended, by reason."}, []string{"reason"}),
+		subsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_mqtt_subscriptions_refused_total",
+			Help: "Topic filters refused because the client already held the most subscriptions a client may."}),
 	}
-	reg.MustRegister(m.connects, m.disconnects, m.authFailures, m.refusals, m.aclDenials, m.messagesIn, m.bytesIn, m.credentialEnd)
+	reg.MustRegister(m.subsRefused, m.connects, m.disconnects, m.authFailures, m.refusals, m.aclDenials, m.messagesIn, m.bytesIn, m.credentialEnd)
 	return m
 }
 
@@ -89,5 +93,11 @@ func (m *Metrics) received(n int) {
 func (m *Metrics) credentialEnded(reason string) {
 	if m != nil {
 		m.credentialEnd.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) subscriptionRefused() {
+	if m != nil {
+		m.subsRefused.Inc()
 	}
 }
