@@ -12,24 +12,34 @@ import (
 
 var _ twin.TrimStore = (*DB)(nil)
 
+// The statements of trimming; tests check their query plans.
+const (
+	sqlTwinsOverCount = `SELECT t.device_id, t.module_id FROM twins t
+		LEFT JOIN twin_history_base b ON b.device_id = t.device_id AND b.module_id = t.module_id
+		WHERE (t.device_id, t.module_id) > (?, ?) AND t.version - COALESCE(b.version, 1) > ?
+		ORDER BY t.device_id, t.module_id LIMIT ?`
+	// Without INDEXED BY the planner prefers a scan of the whole history
+	// in primary key order, which makes DISTINCT free but reads every row.
+	sqlTwinsChangedBefore = `SELECT DISTINCT device_id, module_id FROM twin_history INDEXED BY twin_history_at
+		WHERE at < ? LIMIT ?`
+	sqlTrimTwinHistory    = `DELETE FROM twin_history
+		WHERE device_id = ? AND module_id = ? AND twin_version > ? AND twin_version <= ?`
+)
+
 // TwinsOverCount implements twin.TrimStore. A twin keeps one change per
 // version after its base (or after the Empty twin's version 1), so its
 // count is its version less the base's: one row of twins and one lookup
 // of twin_history_base per twin, paged along the primary key on a reader,
 // instead of counting history rows.
 func (db *DB) TwinsOverCount(ctx context.Context, maxChanges int64, after twin.TwinKey, limit int) ([]twin.TwinKey, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT t.device_id, t.module_id FROM twins t
-		LEFT JOIN twin_history_base b ON b.device_id = t.device_id AND b.module_id = t.module_id
-		WHERE (t.device_id, t.module_id) > (?, ?) AND t.version - COALESCE(b.version, 1) > ?
-		ORDER BY t.device_id, t.module_id LIMIT ?`, after.DeviceID, after.ModuleID, maxChanges, limit)
+	rows, err := db.r.QueryContext(ctx, sqlTwinsOverCount, after.DeviceID, after.ModuleID, maxChanges, limit)
 	return scanTwinKeys(rows, err, "twins over history count")
 }
 
 // TwinsChangedBefore implements twin.TrimStore: a range at the start of
 // the twin_history_at index (0014).
 func (db *DB) TwinsChangedBefore(ctx context.Context, cutoff time.Time, limit int) ([]twin.TwinKey, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT DISTINCT device_id, module_id FROM twin_history
-		WHERE at < ? LIMIT ?`, formatTime(cutoff), limit)
+	rows, err := db.r.QueryContext(ctx, sqlTwinsChangedBefore, formatTime(cutoff), limit)
 	return scanTwinKeys(rows, err, "twins changed before")
 }
 
@@ -105,9 +115,7 @@ func (db *DB) trimTwinHistory(ctx context.Context, deviceID, moduleID string, pr
 	if stored != prev {
 		return 0, fmt.Errorf("twin %s: base at version %d, not %d: %w", deviceID, stored, prev, twin.ErrTrimConflict)
 	}
-	res, err := tx.ExecContext(ctx, `DELETE FROM twin_history
-		WHERE device_id = ? AND module_id = ? AND twin_version > ? AND twin_version <= ?`,
-		deviceID, moduleID, prev, base.Version)
+	res, err := tx.ExecContext(ctx, sqlTrimTwinHistory, deviceID, moduleID, prev, base.Version)
 	if err != nil {
 		return 0, err
 	}
