@@ -22,7 +22,7 @@ const (
 	// in primary key order, which makes DISTINCT free but reads every row.
 	sqlTwinsChangedBefore = `SELECT DISTINCT device_id, module_id FROM twin_history INDEXED BY twin_history_at
 		WHERE at < ? LIMIT ?`
-	sqlTrimTwinHistory    = `DELETE FROM twin_history
+	sqlTrimTwinHistory = `DELETE FROM twin_history
 		WHERE device_id = ? AND module_id = ? AND twin_version > ? AND twin_version <= ?`
 )
 

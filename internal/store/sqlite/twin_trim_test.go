@@ -22,7 +22,7 @@ type trimClock struct {
 	t  time.Time
 }
 
-func (c *trimClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *trimClock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *trimClock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 // batchSpy is the store with a record of what each trim transaction
