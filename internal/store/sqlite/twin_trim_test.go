@@ -272,7 +272,10 @@ func TestTrimTwinHistoryAge(t *testing.T) {
 func TestTrimTwinHistoryBatches(t *testing.T) {
 	r := newTrimRig(t, "chatty")
 	ctx := t.Context()
-	times := r.change("chatty", "", 1300) // 1560 rows
+	// Three changes of one row first, so that the 500th row is the first
+	// of a two-row version: the first batch must stop before it.
+	r.change("chatty", "", 3)
+	times := r.change("chatty", "", 1300) // 1560 rows more
 	sample := []time.Time{}
 	for i := 1000; i < len(times); i += 37 {
 		sample = append(sample, times[i])
