@@ -49,9 +49,19 @@
 // patch that turns the old document into the new one, so history is always
 // patches. [Service.AsOf] replays the history of a twin from [Empty] up to the
 // requested time; metadata and etags are derived only from patches, times and
-// versions, so the replay reproduces them exactly. Replay is linear in the
-// number of changes; snapshots are the step to take if twins collect long
-// histories (together with pruning, which is not built yet).
+// versions, so the replay reproduces them exactly.
+//
+// History is bounded: [Service.TrimHistory] (run by the hub's retention
+// sweep) deletes each twin's oldest changes beyond a [HistoryBound], a count
+// and an age, at most [TrimBatch] rows per transaction. A merge patch cannot
+// be undone, so trimming keeps a base, the twin as of the newest trimmed
+// change, written in the same transaction as the delete ([TrimStore]).
+// AsOf replays the kept changes onto the base, so it stays exact for any
+// time from the base's on, and refuses earlier times with
+// [HistoryTrimmedError] naming that oldest time rather than answer with a
+// twin that never existed. Replay stays linear in the kept changes, which
+// the bound also caps. [Service.HistoryStart] tells since when a history
+// is whole.
 //
 // # Concurrency
 //
