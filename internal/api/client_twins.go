@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -27,9 +28,29 @@ func (c *Client) PatchTwin(ctx context.Context, deviceID string, patch []byte, e
 
 // TwinHistory returns the recorded changes of a device's twin.
 func (c *Client) TwinHistory(ctx context.Context, deviceID string) ([]TwinChange, error) {
-	var out []TwinChange
-	err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/twins/" + url.PathEscape(deviceID) + "/history", out: &out})
+	out, _, err := c.TwinHistoryStart(ctx, deviceID)
 	return out, err
+}
+
+// TwinHistoryStart is TwinHistory that also returns the time before which
+// the hub trimmed the twin's changes (HistoryStartHeader); it is zero when
+// none were trimmed.
+func (c *Client) TwinHistoryStart(ctx context.Context, deviceID string) ([]TwinChange, time.Time, error) {
+	var (
+		out   []TwinChange
+		start time.Time
+		herr  error
+	)
+	err := c.do(ctx, request{method: http.MethodGet, path: "/api/v1/twins/" + url.PathEscape(deviceID) + "/history", out: &out,
+		outHead: func(h http.Header) {
+			if s := h.Get(HistoryStartHeader); s != "" {
+				start, herr = time.Parse(time.RFC3339Nano, s)
+			}
+		}})
+	if err == nil && herr != nil {
+		err = fmt.Errorf("twin history of %s: bad %s header: %w", deviceID, HistoryStartHeader, herr)
+	}
+	return out, start, err
 }
 
 // Query runs a query (SELECT ... FROM devices ...) and returns one page of
