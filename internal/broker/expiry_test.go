@@ -49,7 +49,9 @@ func TestScheduleFiresEachDeadlineOnce(t *testing.T) {
 	conns := make([]*conn, n)
 	var last time.Time
 	for i := range conns {
-		at := start.Add(50*time.Millisecond + time.Duration(rand.IntN(1500))*time.Millisecond)
+		// A second of room: the removals below must come before any of
+		// these deadlines even on a loaded machine under the race detector.
+		at := start.Add(time.Second + time.Duration(rand.IntN(1500))*time.Millisecond)
 		if at.After(last) {
 			last = at
 		}
@@ -65,6 +67,9 @@ func TestScheduleFiresEachDeadlineOnce(t *testing.T) {
 	for i := 0; i < n; i += 3 {
 		s.remove(conns[i])
 		removed[conns[i]] = true
+	}
+	if late := time.Since(start); late > 900*time.Millisecond {
+		t.Skipf("adding and removing took %s: the machine is too slow for this test's timing", late)
 	}
 	s.remove(&conn{}) // never scheduled: nothing happens
 
@@ -160,9 +165,9 @@ func TestBrokerEndsConnectionsAtTokenExpiry(t *testing.T) {
 			protocol.SignSAS(key, protocol.DeviceResource("h", id, ""), exp, ""))
 		clients[i] = cl
 	}
-	if got := b.sched.len(); got != n {
-		t.Fatalf("schedule holds %d connections, want %d", got, n)
-	}
+	// A connection joins the schedule right after its CONNACK is written,
+	// so a client may read the CONNACK first.
+	waitFor(t, func() bool { return b.sched.len() == n }, "every connection to join the schedule")
 	for _, cl := range clients {
 		if cl.leaving {
 			_, _ = cl.nc.Write([]byte{packets.Disconnect << 4, 0})
