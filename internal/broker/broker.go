@@ -186,6 +186,10 @@ type Broker struct {
 
 	sessMu    sync.Mutex
 	persisted map[string][]session.Subscription // guarded by sessMu: stored subscriptions by client id
+	// Guarded by sessMu (see sessexp.go): the timers of disconnected
+	// devices' sessions, and the recorded session ends read at startup.
+	ending       map[string]*time.Timer
+	restoredEnds map[string]time.Time
 
 	jobs    chan job      // work for the worker goroutines (see offStack)
 	stopped chan struct{} // closed by Close
@@ -212,6 +216,7 @@ func New(cfg Config) (*Broker, error) {
 		byID:        make(map[string]*conn),
 		jobs:        make(chan job, 256),
 		persisted:   make(map[string][]session.Subscription),
+		ending:      make(map[string]*time.Timer),
 		devices:     make(map[*conn]struct{}),
 		stopped:     make(chan struct{}),
 		dps:         newDPSState(),
@@ -224,6 +229,7 @@ func New(cfg Config) (*Broker, error) {
 	caps.ReceiveMaximum = uint16(min(cfg.MaxInflight, 65535))
 	caps.MaximumInflight = 1024
 	caps.RetainAvailable = 1
+	caps.MaximumSessionExpiryInterval = b.maxSessionExpirySeconds() // policy clients; devices' sessions are timed in sessexp.go
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	b.server = mqtt.New(&mqtt.Options{
 		Capabilities:             caps,
@@ -276,9 +282,13 @@ func (b *Broker) Start() error {
 		defer b.workers.Done()
 		b.sched.run(b.stopped)
 	}()
-	if err := b.server.Serve(); err != nil {
+	if err := b.restoreSessionEnds(); err != nil {
+		return fmt.Errorf("broker: restore session expiry: %w", err)
+	}
+	if err := b.server.Serve(); err != nil { // loads the stored sessions (StoredClients)
 		return fmt.Errorf("broker: serve: %w", err)
 	}
+	b.timeDeviceSessions()
 	return nil
 }
 
@@ -315,6 +325,12 @@ func (b *Broker) Close() error {
 		b.mu.RUnlock()
 		b.dps.close()
 		b.connWG.Wait()
+		b.sessMu.Lock()
+		for id, t := range b.ending {
+			t.Stop() // the stored end is read again at the next start
+			delete(b.ending, id)
+		}
+		b.sessMu.Unlock()
 		close(b.stopped)
 		b.workers.Wait()
 	})

@@ -50,6 +50,7 @@ type conn struct {
 	version     byte
 	keepalive   time.Duration
 	clean       bool
+	sessionTTL  time.Duration // how long a persistent session outlives the connection (sessexp.go)
 	willTopic   string
 	willPayload []byte
 	deadlineSet time.Time  // owned by the read goroutine

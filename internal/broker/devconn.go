@@ -182,6 +182,8 @@ func (b *Broker) acceptDevice(nc net.Conn, pk *packets.Packet) *conn {
 	if c.clean {
 		b.forgetSession(clientID)
 	} else {
+		c.sessionTTL = b.sessionTTL(c.version >= 5, pk.Properties)
+		b.sessionResumed(clientID)
 		b.sessMu.Lock()
 		for _, s := range b.persisted[clientID] {
 			c.subs = append(c.subs, s)

@@ -383,6 +383,8 @@ func (c *conn) finish(graceful bool, err error) {
 	}
 	if c.clean {
 		b.forgetSession(c.clientID)
+	} else if current {
+		b.deviceLeft(c)
 	}
 	var ne net.Error
 	if err != nil && !graceful && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !(errors.As(err, &ne) && ne.Timeout()) {

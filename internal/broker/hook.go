@@ -25,7 +25,7 @@ func (h *hook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
 		mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnACLCheck,
 		mqtt.OnPacketRead, mqtt.OnPacketEncode,
-		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.StoredClients, mqtt.StoredSubscriptions,
+		mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnClientExpired, mqtt.OnUnsubscribed, mqtt.StoredClients, mqtt.StoredSubscriptions,
 	}, []byte{b})
 }
 
@@ -84,6 +84,8 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 func (h *hook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if pk.Connect.Clean {
 		h.b.forgetSession(cl.ID)
+	} else {
+		h.b.sessionResumed(cl.ID)
 	}
 	if c := h.b.connOf(cl); c != nil && c.expires != 0 {
 		h.b.sched.add(c)
@@ -104,8 +106,12 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 		h.b.sched.remove(c)
 		h.b.cfg.Metrics.disconnected()
 	}
-	if expire && !cl.IsTakenOver() && cl.Net.Conn != nil {
-		h.b.forgetSession(cl.ID)
+	if !cl.IsTakenOver() && cl.Net.Conn != nil {
+		if expire {
+			h.b.forgetSession(cl.ID)
+		} else if ok {
+			h.b.policyClientLeft(cl)
+		}
 	}
 }
 
@@ -201,21 +207,25 @@ func (h *hook) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 	})
 }
 
-// StoredClients gives mochi one offline session per client with persisted
-// subscriptions, so that a CleanSession=0 reconnect inherits them.
+// StoredClients gives mochi one offline session per policy client with
+// persisted subscriptions, so that a CleanSession=0 reconnect inherits them
+// and mochi ends the ones whose clients do not come back. Devices' sessions
+// stay with the broker, which serves devices itself.
 func (h *hook) StoredClients() ([]storage.Client, error) {
 	subs, err := h.loadSubs()
 	if err != nil {
 		return nil, err
 	}
+	devices := deviceClients(subs)
+	now := h.b.cfg.Now()
 	seen := make(map[string]bool)
 	var out []storage.Client
 	for _, s := range subs {
-		if seen[s.ClientID] {
+		if seen[s.ClientID] || devices[s.ClientID] {
 			continue
 		}
 		seen[s.ClientID] = true
-		out = append(out, storage.Client{ID: s.ClientID, ProtocolVersion: 4, Clean: false, Listener: "tcp"})
+		out = append(out, h.b.storedClient(s.ClientID, now))
 	}
 	return out, nil
 }
@@ -225,11 +235,36 @@ func (h *hook) StoredSubscriptions() ([]storage.Subscription, error) {
 	if err != nil {
 		return nil, err
 	}
+	devices := deviceClients(subs)
 	out := make([]storage.Subscription, 0, len(subs))
 	for _, s := range subs {
-		out = append(out, storage.Subscription{Client: s.ClientID, Filter: s.Filter, Qos: s.QoS})
+		if !devices[s.ClientID] {
+			out = append(out, storage.Subscription{Client: s.ClientID, Filter: s.Filter, Qos: s.QoS})
+		}
 	}
 	return out, nil
+}
+
+// deviceSession reports subscriptions of a device (or module): filters in
+// the device namespaces, which policy clients may not subscribe to.
+func deviceSession(subs []session.Subscription) bool {
+	for _, s := range subs {
+		if reservedTopic(s.Filter) {
+			return true
+		}
+	}
+	return false
+}
+
+// deviceClients are the client ids with device sessions among subs.
+func deviceClients(subs []session.Subscription) map[string]bool {
+	out := make(map[string]bool)
+	for _, s := range subs {
+		if reservedTopic(s.Filter) {
+			out[s.ClientID] = true
+		}
+	}
+	return out
 }
 
 func (h *hook) loadSubs() ([]session.Subscription, error) {

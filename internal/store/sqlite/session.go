@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"time"
 
 	"github.com/ferry-iot/ferry/internal/session"
 )
@@ -54,10 +55,77 @@ func (db *DB) DeleteSubscriptions(ctx context.Context, clientID string, filters 
 	return wrap("delete subscriptions", tx.Commit())
 }
 
-// DeleteSession implements session.Store.
+// DeleteSession implements session.Store. The session's end, if one was
+// recorded, goes with its subscriptions.
 func (db *DB) DeleteSession(ctx context.Context, clientID string) error {
-	_, err := db.w.ExecContext(ctx, `DELETE FROM mqtt_subscriptions WHERE client_id = ?`, clientID)
-	return wrap("delete session of "+clientID, err)
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap("delete session of "+clientID, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM mqtt_subscriptions WHERE client_id = ?`, clientID); err != nil {
+		return wrap("delete session of "+clientID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM mqtt_session_expiry WHERE client_id = ?`, clientID); err != nil {
+		return wrap("delete session of "+clientID, err)
+	}
+	return wrap("delete session of "+clientID, tx.Commit())
+}
+
+// SetSessionExpiry records when a disconnected client's persistent session
+// ends if the client does not come back.
+func (db *DB) SetSessionExpiry(ctx context.Context, clientID string, at time.Time) error {
+	_, err := db.w.ExecContext(ctx, `INSERT INTO mqtt_session_expiry (client_id, expires_at) VALUES (?, ?)
+		ON CONFLICT (client_id) DO UPDATE SET expires_at = excluded.expires_at`, clientID, at.Unix())
+	return wrap("set session expiry of "+clientID, err)
+}
+
+// ClearSessionExpiry forgets the end of a session whose client came back.
+func (db *DB) ClearSessionExpiry(ctx context.Context, clientID string) error {
+	_, err := db.w.ExecContext(ctx, `DELETE FROM mqtt_session_expiry WHERE client_id = ?`, clientID)
+	return wrap("clear session expiry of "+clientID, err)
+}
+
+// PurgeExpiredSessions deletes the subscriptions of every session that ended
+// at or before now (and ends without subscriptions left), in one
+// transaction. It reports how many sessions it deleted.
+func (db *DB) PurgeExpiredSessions(ctx context.Context, now time.Time) (int, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, wrap("purge expired sessions", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM mqtt_subscriptions WHERE client_id IN
+		(SELECT client_id FROM mqtt_session_expiry WHERE expires_at <= ?)`, now.Unix()); err != nil {
+		return 0, wrap("purge expired sessions", err)
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM mqtt_session_expiry WHERE expires_at <= ?
+		OR client_id NOT IN (SELECT client_id FROM mqtt_subscriptions)`, now.Unix())
+	if err != nil {
+		return 0, wrap("purge expired sessions", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), wrap("purge expired sessions", tx.Commit())
+}
+
+// LoadSessionExpiries returns the recorded end of every disconnected
+// persistent session, by client id.
+func (db *DB) LoadSessionExpiries(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT client_id, expires_at FROM mqtt_session_expiry`)
+	if err != nil {
+		return nil, wrap("load session expiries", err)
+	}
+	defer rows.Close()
+	out := make(map[string]time.Time)
+	for rows.Next() {
+		var id string
+		var at int64
+		if err := rows.Scan(&id, &at); err != nil {
+			return nil, wrap("load session expiries", err)
+		}
+		out[id] = time.Unix(at, 0)
+	}
+	return out, wrap("load session expiries", rows.Err())
 }
 
 // LoadSubscriptions implements session.Store. Rows come ordered by client id
