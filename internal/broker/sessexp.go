@@ -173,8 +173,8 @@ func (b *Broker) expireAt(clientID string, at time.Time, record bool) {
 }
 
 // sessionResumed stops the clock of a client's session when it comes back
-// (callers hold no locks). had says whether it had stored subscriptions, so
-// the common connect without a stored session costs no database write.
+// (callers hold no locks). Only a client with stored subscriptions costs a
+// database write: the common connect without a stored session costs none.
 func (b *Broker) sessionResumed(clientID string) {
 	b.sessMu.Lock()
 	if t := b.ending[clientID]; t != nil {
