@@ -72,6 +72,10 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", 256*1024, "largest telemetry body accepted (Azure: 256 KiB)")
 	fs.IntVar(&cfg.MaxPropertyBagBytes, "max-property-bag-bytes", 8*1024, "largest telemetry property bag (the topic's part after messages/events/)")
 	fs.IntVar(&cfg.MaxInflight, "max-inflight", 1024, "QoS 1 messages per connection awaiting durability before the hub stops reading it")
+	fs.IntVar(&cfg.MaxSubscriptions, "max-subscriptions", 50,
+		"most distinct topic filters one MQTT client id may hold; a SUBSCRIBE beyond it is refused per filter (0x80, MQTT 5: 0x97). Azure devices use about 5")
+	fs.DurationVar(&cfg.MaxSessionExpiry, "max-session-expiry", 7*24*time.Hour,
+		"longest a persistent MQTT session (clean session false, MQTT 5 session expiry) outlives its connection; then its subscriptions are deleted. MQTT 5 clients may ask for less")
 	fs.DurationVar(&cfg.ProvisioningRetention, "provisioning-retention", provision.DefaultOperationRetention,
 		"keep provisioning operations this long after they ended, for devices to read their answer and operators to review it (e.g. 72h)")
 	pprofAddr := fs.String("pprof", "", "serve Go's pprof profiles on this loopback `ADDRESS` (e.g. 127.0.0.1:6060) for diagnosis")
@@ -84,6 +88,14 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if cfg.ProvisioningRetention <= 0 {
 		fmt.Fprintf(stderr, "ferry serve: --provisioning-retention must be positive, like 24h, not %s\n", cfg.ProvisioningRetention)
+		return 2
+	}
+	if cfg.MaxSubscriptions <= 0 {
+		fmt.Fprintf(stderr, "ferry serve: --max-subscriptions must be a positive count like 50, not %d\n", cfg.MaxSubscriptions)
+		return 2
+	}
+	if cfg.MaxSessionExpiry < time.Second {
+		fmt.Fprintf(stderr, "ferry serve: --max-session-expiry must be at least a second, like 168h, not %s\n", cfg.MaxSessionExpiry)
 		return 2
 	}
 	cfg.Hosts = hosts

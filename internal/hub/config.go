@@ -50,6 +50,11 @@ type Config struct {
 	// MaxTokenLifetime refuses device SAS tokens that expire further ahead
 	// than this as not yet valid (default 0: any expiry in the future).
 	MaxTokenLifetime time.Duration
+	// MaxSubscriptions bounds the distinct topic filters one MQTT client id
+	// may hold (default 50); MaxSessionExpiry bounds how long a persistent
+	// session outlives its connection (default 7 days). See broker.Config.
+	MaxSubscriptions int
+	MaxSessionExpiry time.Duration
 
 	// ProvisioningRetention is how long a provisioning operation is kept
 	// after it ended (completed, rejected, expired) before the retention

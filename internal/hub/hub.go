@@ -211,6 +211,8 @@ func (h *Hub) startBroker() error {
 		MaxPropertyBagBytes: h.cfg.MaxPropertyBagBytes,
 		MaxInflight:         h.cfg.MaxInflight,
 		MaxTokenLifetime:    h.cfg.MaxTokenLifetime,
+		MaxSubscriptions:    h.cfg.MaxSubscriptions,
+		MaxSessionExpiry:    h.cfg.MaxSessionExpiry,
 		Now:                 h.cfg.Now,
 	})
 	if err != nil {
