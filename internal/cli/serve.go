@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/provision"
+	"github.com/ferry-iot/ferry/internal/twin"
 )
 
 const serveUsage = `Usage: ferry serve [flags]
@@ -45,6 +46,17 @@ Retention (--provisioning-retention):
   beyond that devices are told to try later (HTTP 429), and a device that
   asks again replaces its own waiting operation.
 
+Twin history (--twin-history-max-changes, --twin-history-max-age):
+  Every accepted twin change is kept for 'ferry twin history' and for reading
+  a twin as it was at a time (GET /twins/{id}?asOf=...). The same sweep trims
+  each twin's oldest changes beyond either bound, 500 rows per transaction,
+  and keeps the twin as of the newest trimmed change so that reads as of any
+  later time stay exact; earlier times are refused with the oldest time that
+  can be read, and the history endpoint names it in Ferry-History-Start.
+  A device reporting every 5 s keeps about 80 minutes at the defaults; raise
+  the count to look further back (a small change takes a few hundred bytes
+  of disk).
+
 Flags:
 `
 
@@ -78,6 +90,10 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		"longest a persistent MQTT session (clean session false, MQTT 5 session expiry) outlives its connection; then its subscriptions are deleted. MQTT 5 clients may ask for less")
 	fs.DurationVar(&cfg.ProvisioningRetention, "provisioning-retention", provision.DefaultOperationRetention,
 		"keep provisioning operations this long after they ended, for devices to read their answer and operators to review it (e.g. 72h)")
+	fs.Int64Var(&cfg.TwinHistoryMaxChanges, "twin-history-max-changes", twin.DefaultHistoryMaxChanges,
+		"keep at most this many of each twin's newest changes in its history (0: any number)")
+	fs.DurationVar(&cfg.TwinHistoryMaxAge, "twin-history-max-age", twin.DefaultHistoryMaxAge,
+		"trim twin changes older than this from history (e.g. 168h; 0: any age)")
 	pprofAddr := fs.String("pprof", "", "serve Go's pprof profiles on this loopback `ADDRESS` (e.g. 127.0.0.1:6060) for diagnosis")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage(err)
@@ -89,6 +105,21 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if cfg.ProvisioningRetention <= 0 {
 		fmt.Fprintf(stderr, "ferry serve: --provisioning-retention must be positive, like 24h, not %s\n", cfg.ProvisioningRetention)
 		return 2
+	}
+	if cfg.TwinHistoryMaxChanges < 0 {
+		fmt.Fprintf(stderr, "ferry serve: --twin-history-max-changes must be a count like 1000, or 0 to keep any number, not %d\n", cfg.TwinHistoryMaxChanges)
+		return 2
+	}
+	if cfg.TwinHistoryMaxAge < 0 {
+		fmt.Fprintf(stderr, "ferry serve: --twin-history-max-age must be a duration like 720h, or 0 to keep any age, not %s\n", cfg.TwinHistoryMaxAge)
+		return 2
+	}
+	// The hub reads zero as "the default"; here 0 turns the bound off.
+	if cfg.TwinHistoryMaxChanges == 0 {
+		cfg.TwinHistoryMaxChanges = -1
+	}
+	if cfg.TwinHistoryMaxAge == 0 {
+		cfg.TwinHistoryMaxAge = -1
 	}
 	if cfg.MaxSubscriptions <= 0 {
 		fmt.Fprintf(stderr, "ferry serve: --max-subscriptions must be a positive count like 50, not %d\n", cfg.MaxSubscriptions)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferry-iot/ferry/internal/provision"
+	"github.com/ferry-iot/ferry/internal/twin"
 )
 
 // Durability says what an acknowledged message survives.
@@ -61,9 +62,18 @@ type Config struct {
 	// sweep deletes it (default provision.DefaultOperationRetention, 24 h).
 	ProvisioningRetention time.Duration
 	// RetentionInterval is how often the retention sweep runs (default 10
-	// minutes): it deletes ended provisioning operations and expired
-	// console sessions, so neither table grows without bound.
+	// minutes): it deletes ended provisioning operations, expired console
+	// sessions and twin history beyond its bounds, so no table grows
+	// without bound.
 	RetentionInterval time.Duration
+	// TwinHistoryMaxChanges is how many of a twin's newest changes its
+	// history keeps (default twin.DefaultHistoryMaxChanges, 1000; negative:
+	// no count bound), and TwinHistoryMaxAge how old a kept change may be
+	// (default twin.DefaultHistoryMaxAge, 30 days; negative: no age
+	// bound). The retention sweep trims what either bound excludes; "as
+	// of" reads before the oldest kept change are then refused.
+	TwinHistoryMaxChanges int64
+	TwinHistoryMaxAge     time.Duration
 
 	Logger  *slog.Logger
 	Version string
@@ -94,6 +104,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.RetentionInterval <= 0 {
 		c.RetentionInterval = DefaultRetentionInterval
+	}
+	if c.TwinHistoryMaxChanges == 0 {
+		c.TwinHistoryMaxChanges = twin.DefaultHistoryMaxChanges
+	}
+	if c.TwinHistoryMaxAge == 0 {
+		c.TwinHistoryMaxAge = twin.DefaultHistoryMaxAge
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

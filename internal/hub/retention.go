@@ -3,6 +3,8 @@ package hub
 import (
 	"context"
 	"time"
+
+	"github.com/ferry-iot/ferry/internal/twin"
 )
 
 // DefaultRetentionInterval is how often the retention sweep runs unless
@@ -17,8 +19,9 @@ const sessionPurgeBatch = 500
 
 // retention is the background sweep that deletes what the store would
 // otherwise keep forever: provisioning operations a retention after they
-// ended, and expired console sessions (the console also drops them lazily,
-// but only when someone signs in or presents one). Each package owns its
+// ended, expired console sessions (the console also drops them lazily,
+// but only when someone signs in or presents one), and twin history beyond
+// Config.TwinHistoryMaxChanges and TwinHistoryMaxAge. Each package owns its
 // rule; the sweep only calls them on a timer, once at start too, so a hub
 // that was down a long time catches up at once.
 type retention struct {
@@ -87,5 +90,16 @@ func (h *Hub) sweep(ctx context.Context) {
 	}
 	if sessions > 0 {
 		log.Info("expired console sessions purged", "count", sessions)
+	}
+	// twin.Service trims twin.TrimBatch rows per transaction, so reported
+	// patches waiting for the writer wait for one short delete at most.
+	if ctx.Err() == nil {
+		n, err := h.twins.TrimHistory(ctx, twin.HistoryBound{MaxChanges: h.cfg.TwinHistoryMaxChanges, MaxAge: h.cfg.TwinHistoryMaxAge})
+		if err != nil && ctx.Err() == nil {
+			log.Warn("trimming twin history failed; retrying at the next sweep", "error", err, "trimmed", n)
+		} else if n > 0 {
+			log.Info("twin history trimmed", "rows", n,
+				"maxChanges", h.cfg.TwinHistoryMaxChanges, "maxAge", h.cfg.TwinHistoryMaxAge)
+		}
 	}
 }
