@@ -354,7 +354,12 @@ func (r *telemetryRun) atEnd() {
 		// Nothing is newer than pos: its batch is whole.
 		r.pos.Index = math.MaxUint32
 	}
-	t.open()
+	if last := t.open(); last > r.pos.Seq {
+		// A batch was stored after the last read: read it first, or it
+		// would be routed after what the tap shows next.
+		t.close()
+		return
+	}
 	defer t.close()
 	timer := time.NewTimer(time.Minute)
 	defer timer.Stop()

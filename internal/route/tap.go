@@ -39,6 +39,7 @@ type tap struct {
 	data     []byte          // guarded by mu; the records' data of events
 	records  int             // guarded by mu; record events in events
 	copies   map[uint64]bool // guarded by mu; sequences of stored routed copies not yet passed
+	stored   uint64          // guarded by mu; the sequence of the last ingest batch stored
 }
 
 func newTap() *tap { return &tap{wake: make(chan struct{}, 1), limit: tapLimit} }
@@ -78,6 +79,9 @@ func (t *tap) Record(num uint64, index uint32, rec []byte) bool {
 func (t *tap) settled(num, seq uint64, recs int, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if err == nil && seq > t.stored {
+		t.stored = seq
+	}
 	if t.active {
 		t.push(tapEvent{num: num, seq: seq, recs: recs, err: err})
 	}
@@ -95,11 +99,15 @@ func (t *tap) push(e tapEvent) {
 }
 
 // open starts taking events and records. The writer's next run starts
-// only when nothing of it is pending (Begin), so nothing is missed.
-func (t *tap) open() {
+// only when nothing of it is pending (Begin), so nothing is missed. It
+// returns the sequence of the last ingest batch stored before: one stored
+// after the router's last read and before open has no fate event, and
+// routing a later batch from the tap would route out of order.
+func (t *tap) open() uint64 {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.active, t.want, t.broken, t.overflow = true, true, true, false
-	t.mu.Unlock()
+	return t.stored
 }
 
 // stop takes no more records; fates still come until close.

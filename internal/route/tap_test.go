@@ -218,7 +218,8 @@ func TestTapRoutesEveryMessageOnce(t *testing.T) {
 			send(0, sent)
 			sent++
 			acks.Wait() // as a device with one message in flight: nothing is pending
-			time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond)
+			// Room for the router to reach the tap before the next one.
+			time.Sleep(time.Millisecond + time.Duration(rand.IntN(2000))*time.Microsecond)
 		}
 		var wg sync.WaitGroup
 		for p := range producers {
@@ -235,11 +236,13 @@ func TestTapRoutesEveryMessageOnce(t *testing.T) {
 	}
 	total := rounds * (paced + producers*burst)
 	got := map[string]int{}
+	var order []string // routed, in the order of routing
 	deadline := time.After(30 * time.Second)
 	for len(got) < total {
 		select {
 		case id := <-seen:
 			got[id]++
+			order = append(order, id)
 		case <-deadline:
 			t.Fatalf("routed %d distinct messages of %d", len(got), total)
 		}
@@ -251,6 +254,29 @@ func TestTapRoutesEveryMessageOnce(t *testing.T) {
 			got[id]++
 		case <-quiet:
 			done = true
+		}
+	}
+	// Routing follows the store's order.
+	var stored []string
+	for after := (stream.Cursor{}); ; {
+		msgs, next, err := rig.store.Read(context.Background(), stream.Query{After: after, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 0 {
+			break
+		}
+		for _, m := range msgs {
+			if m.MessageType != RoutedType {
+				stored = append(stored, m.MessageID)
+			}
+		}
+		after = next
+	}
+	for i := range min(len(stored), len(order)) {
+		if stored[i] != order[i] {
+			t.Errorf("routed %d is %s; the store holds %s there", i, order[i], stored[i])
+			break
 		}
 	}
 	twice := 0
