@@ -135,6 +135,9 @@ type telemetryRun struct {
 	// after a batch the router did not see (another writer's): reading
 	// routes the batch in between and skips these.
 	skip map[uint64]uint32 // batch sequence: how many of its first records were routed
+	// unread is the last ingest batch stored before the tap last opened
+	// beyond pos: atEnd sends the router to read it once.
+	unread uint64
 }
 
 // runTelemetry reads the ingest store from pos, routes each page and
@@ -354,9 +357,12 @@ func (r *telemetryRun) atEnd() {
 		// Nothing is newer than pos: its batch is whole.
 		r.pos.Index = math.MaxUint32
 	}
-	if last := t.open(); last > r.pos.Seq {
+	if last := t.open(); last > r.pos.Seq && last != r.unread {
 		// A batch was stored after the last read: read it first, or it
-		// would be routed after what the tap shows next.
+		// would be routed after what the tap shows next. Once per batch:
+		// one the store no longer holds (aged out) must not keep the
+		// router from the tap.
+		r.unread = last
 		t.close()
 		return
 	}
