@@ -606,9 +606,9 @@ func metric(t *testing.T, metrics, name string) float64 {
 	return 0
 }
 
-// policyKey reads an access policy's primary key from the hub's database:
-// the REST API does not expose policies.
-func policyKey(t *testing.T, h *hubtest.Hub, name string) []byte {
+// openDB opens the running hub's database beside it, for what the REST
+// API does not show; it is closed when the test ends.
+func openDB(t *testing.T, h *hubtest.Hub) *sqlite.DB {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -616,8 +616,17 @@ func policyKey(t *testing.T, h *hubtest.Hub, name string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	pols, err := db.ListPolicies(ctx)
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// policyKey reads an access policy's primary key from the hub's database:
+// the REST API does not expose policies.
+func policyKey(t *testing.T, h *hubtest.Hub, name string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pols, err := openDB(t, h).ListPolicies(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

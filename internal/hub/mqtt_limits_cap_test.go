@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/hubtest"
 	"github.com/ferry-iot/ferry/internal/protocol"
-	"github.com/ferry-iot/ferry/internal/store/sqlite"
 )
 
 // storedFilters reads, from the hub's database, the subscriptions stored
@@ -23,12 +21,7 @@ func storedFilters(t *testing.T, h *hubtest.Hub) map[string][]string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	db, err := sqlite.Open(ctx, filepath.Join(h.Dir, "ferry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	subs, err := db.LoadSubscriptions(ctx)
+	subs, err := openDB(t, h).LoadSubscriptions(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +19,6 @@ import (
 	"github.com/ferry-iot/ferry/internal/hub"
 	"github.com/ferry-iot/ferry/internal/hubtest"
 	"github.com/ferry-iot/ferry/internal/provision"
-	"github.com/ferry-iot/ferry/internal/store/sqlite"
 )
 
 // sweepClock is the hub's settable clock.
@@ -116,11 +114,7 @@ func TestRetentionSweep(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(h.Dir, "ferry.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openDB(t, h)
 	hash := sha256.Sum256([]byte(session))
 	for {
 		_, ok, err := db.ConsoleSession(ctx, hash[:])
